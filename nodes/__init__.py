@@ -1,0 +1,15 @@
+"""The pack's nodes, registered through ComfyUI's V3 extension API (see the package __init__)."""
+
+from typing_extensions import override
+
+from comfy_api.latest import ComfyExtension, io
+
+from .attention import MonarchAttention
+
+NODES: list[type[io.ComfyNode]] = [MonarchAttention]
+
+
+class RealtimeVideoExtension(ComfyExtension):
+    @override
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return NODES

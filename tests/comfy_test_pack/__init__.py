@@ -1,0 +1,101 @@
+"""Test-only ComfyUI nodes: never used by a shipped workflow.
+
+UMT5-XXL (the Wan text encoder) cannot be downloaded here, so tests and ``make demo`` swap
+``CLIPLoader`` + ``CLIPTextEncode`` for ``RTVTest_TextConditioning``: a deterministic CONDITIONING of
+Wan's text shape [1, tokens, 4096] derived from the prompt text.
+"""
+
+import hashlib
+import json
+
+import torch
+from comfy_api.latest import io, ui
+
+TEXT_DIM = 4096  # Wan's text_embedding input width (UMT5-XXL hidden size)
+
+
+class RTVTest_TextConditioning(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RTVTest_TextConditioning",
+            display_name="Test Text Conditioning (RTV tests only)",
+            category="RealtimeVideo/testing",
+            description="Deterministic stand-in for UMT5-XXL text conditioning; for tests with tiny models only.",
+            inputs=[
+                io.String.Input("text", multiline=True, default="", tooltip="Prompt; hashed into the embedding seed."),
+                io.Int.Input("tokens", default=512, min=1, max=1024, tooltip="Sequence length (UMT5 pads to 512)."),
+            ],
+            outputs=[io.Conditioning.Output()],
+        )
+
+    @classmethod
+    def execute(cls, text: str, tokens: int) -> io.NodeOutput:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        g = torch.Generator().manual_seed(seed)
+        emb = torch.randn((1, tokens, TEXT_DIM), generator=g)
+        return io.NodeOutput([[emb, {}]])
+
+
+class RTVTest_CountAttentionCalls(io.ComfyNode):
+    """Installs an attention override that counts the calls it sees, chaining any earlier override.
+
+    Lets end-to-end tests prove that our override chains to one set before it (and the reverse).
+    The counts go to the node's UI text and to ``RTVTest_CountAttentionCalls.counts``.
+    """
+
+    counts: dict = {}
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RTVTest_CountAttentionCalls",
+            display_name="Test Count Attention Calls (RTV tests only)",
+            category="RealtimeVideo/testing",
+            inputs=[io.Model.Input("model"), io.String.Input("label", default="counter")],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, label: str) -> io.NodeOutput:
+        m = model.clone()
+        to = m.model_options.setdefault("transformer_options", {})
+        previous = to.get("optimized_attention_override")
+        counts = RTVTest_CountAttentionCalls.counts
+        counts[label] = 0
+
+        def counting_override(func, *args, **kwargs):
+            counts[label] += 1
+            if previous is not None:
+                return previous(func, *args, **kwargs)
+            return func(*args, **kwargs)
+
+        to["optimized_attention_override"] = counting_override
+        return io.NodeOutput(m)
+
+
+class RTVTest_ReportAttentionCalls(io.ComfyNode):
+    """Output node: after ``latent`` is computed, returns the call counts as UI text (JSON)."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RTVTest_ReportAttentionCalls",
+            display_name="Test Report Attention Calls (RTV tests only)",
+            category="RealtimeVideo/testing",
+            inputs=[io.Latent.Input("latent", tooltip="Only orders this node after the sampler.")],
+            outputs=[],
+            is_output_node=True,
+            not_idempotent=True,
+        )
+
+    @classmethod
+    def execute(cls, latent) -> io.NodeOutput:
+        return io.NodeOutput(ui=ui.PreviewText(json.dumps(RTVTest_CountAttentionCalls.counts)))
+
+
+NODE_CLASS_MAPPINGS = {
+    "RTVTest_ReportAttentionCalls": RTVTest_ReportAttentionCalls,
+    "RTVTest_TextConditioning": RTVTest_TextConditioning,
+    "RTVTest_CountAttentionCalls": RTVTest_CountAttentionCalls,
+}

@@ -1,0 +1,171 @@
+"""Build tiny random-weight models that ComfyUI's own loaders detect, and map workflows onto them.
+
+Real architectures (ComfyUI's ``WanModel`` and ``WanVAE``) at toy sizes with deterministic random
+weights: they exercise the real loaders, samplers and our patches in seconds on a CPU. Files are
+named like the real checkpoints inside a ``rtv_tiny/`` subfolder, so a shipped workflow runs on them
+after one name substitution (``for_tiny_host``). Speed does not depend on weight values; quality
+claims never rest on these models.
+
+Run with the host's python:  .host/venv/bin/python tools/tiny_models.py [--models-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_FOLDER = "rtv_tiny"
+BUILDER_VERSION = "1"  # bump when a tiny model's architecture or seed changes: files are rebuilt
+
+# Real file names used by the shipped workflows (ComfyUI's Wan 2.1 repackaged release).
+WAN21_T2V_1_3B = "wan2.1_t2v_1.3B_fp16.safetensors"
+WAN21_VAE = "wan_2.1_vae.safetensors"
+UMT5_XXL = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+
+# Tiny DiT: two heads of the real head_dim 128 (ComfyUI derives num_heads = dim // 128).
+TINY_WAN_DIM = 256
+TINY_WAN_FFN = 512
+TINY_WAN_LAYERS = 2
+TINY_VAE_BASE_DIM = 8
+# Conditioning stand-in for UMT5-XXL: its width is fixed by Wan's text_embedding, and its
+# tokenizer pads to 512 tokens, so the test node defaults to the same shape.
+TEXT_DIM = 4096
+TEXT_TOKENS = 512
+# The test host runs shipped workflows at this resolution (same frame count) to stay fast on a CPU.
+TINY_WIDTH = 128
+TINY_HEIGHT = 96
+
+
+def tiny_name(real_name: str) -> str:
+    return f"{TINY_FOLDER}/{real_name}"
+
+
+# ------------------------------------------------------------------------------------------ build
+
+
+def _randomize(module, seed: int) -> dict:
+    """Deterministic weights with sane scales: norms at 1, biases at 0, fan-in scaled matrices."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for name, p in module.state_dict().items():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "bias" and p.ndim == 1:
+            t = torch.zeros(p.shape)
+        elif (p.ndim == 1 and (leaf == "weight" or "norm" in name)) or leaf == "gamma":
+            t = torch.ones(p.shape)
+        else:
+            fan_in = p[0].numel() if p.ndim > 1 else p.shape[-1]
+            t = torch.randn(p.shape, generator=g) * fan_in**-0.5
+        sd[name] = t.contiguous()
+    return sd
+
+
+def build_wan21_t2v(path: Path) -> None:
+    import comfy.ops
+    import torch
+    from comfy.ldm.wan.model import WanModel
+    from safetensors.torch import save_file
+
+    dit = WanModel(
+        model_type="t2v", patch_size=(1, 2, 2), in_dim=16, dim=TINY_WAN_DIM, ffn_dim=TINY_WAN_FFN,
+        freq_dim=256, text_dim=TEXT_DIM, out_dim=16, num_heads=TINY_WAN_DIM // 128,
+        num_layers=TINY_WAN_LAYERS, qk_norm=True, cross_attn_norm=True,
+        operations=comfy.ops.disable_weight_init,
+    )
+    sd = {k: v.to(torch.float16) for k, v in _randomize(dit, seed=0).items()}
+    save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": "tiny random Wan 2.1 T2V for tests"})
+
+
+def build_wan21_vae(path: Path) -> None:
+    from comfy.ldm.wan.vae import WanVAE
+    from safetensors.torch import save_file
+
+    # comfy.sd.VAE detects Wan 2.1 from decoder.middle.0.residual.0.gamma and reads the base dim from
+    # decoder.head.0.gamma, so a tiny base dim is accepted; z_dim 16 and the 4x/8x scales are fixed.
+    vae = WanVAE(dim=TINY_VAE_BASE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                 temperal_downsample=[False, True, True], dropout=0.0)
+    save_file(_randomize(vae, seed=1), str(path), metadata={"rtv_tiny": BUILDER_VERSION})
+
+
+TINY_MODELS = {
+    ("diffusion_models", WAN21_T2V_1_3B): build_wan21_t2v,
+    ("vae", WAN21_VAE): build_wan21_vae,
+}
+
+
+def _is_current(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return (f.metadata() or {}).get("rtv_tiny") == BUILDER_VERSION
+
+
+def build_all(models_dir: Path) -> list[Path]:
+    built = []
+    for (folder, real_name), builder in TINY_MODELS.items():
+        path = models_dir / folder / tiny_name(real_name)
+        if _is_current(path):
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        builder(tmp)
+        os.replace(tmp, path)
+        built.append(path)
+    return built
+
+
+# ---------------------------------------------------------------------------- workflow mapping
+
+
+def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_HEIGHT) -> dict:
+    """Map an API-format prompt of a shipped workflow onto the tiny models.
+
+    Model names get the ``rtv_tiny/`` folder, every CLIPTextEncode fed by a Wan CLIPLoader becomes the
+    test-only ``RTVTest_TextConditioning`` (UMT5-XXL cannot be loaded here), and latent sizes shrink to
+    a CPU-friendly resolution with the same frame count.
+    """
+    prompt = copy.deepcopy(api_prompt)
+    for node in prompt.values():
+        inputs = node["inputs"]
+        for key in ("unet_name", "vae_name"):
+            if isinstance(inputs.get(key), str) and not inputs[key].startswith(TINY_FOLDER + "/"):
+                inputs[key] = tiny_name(inputs[key])
+        if "width" in inputs and "height" in inputs and node["class_type"] != "CLIPTextEncode":
+            if isinstance(inputs["width"], int) and isinstance(inputs["height"], int):
+                inputs["width"], inputs["height"] = width, height
+    clip_loaders = {nid for nid, n in prompt.items() if n["class_type"] in ("CLIPLoader", "DualCLIPLoader")}
+    for node in prompt.values():
+        if node["class_type"] == "CLIPTextEncode" and isinstance(node["inputs"].get("clip"), list):
+            if node["inputs"]["clip"][0] in clip_loaders:
+                node["class_type"] = "RTVTest_TextConditioning"
+                node["inputs"] = {"text": node["inputs"]["text"], "tokens": TEXT_TOKENS}
+    for nid in clip_loaders:
+        del prompt[nid]
+    return prompt
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models-dir", default=str(REPO / ".host" / "models"))
+    ap.add_argument("--comfy-dir", default=os.environ.get("COMFYUI_PATH") or str(REPO / ".host" / "ComfyUI"))
+    args = ap.parse_args()
+    sys.path.insert(0, args.comfy_dir)
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True  # before comfy.model_management is imported: CPU-only torch
+    built = build_all(Path(args.models_dir))
+    print(json.dumps({"built": [str(p) for p in built], "models_dir": args.models_dir}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
