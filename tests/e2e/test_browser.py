@@ -57,6 +57,12 @@ def _strip(prompt: dict) -> dict:
     return {nid: {"class_type": n["class_type"], "inputs": n["inputs"]} for nid, n in prompt.items()}
 
 
+async def _fit_view(browser):
+    await browser.js("(async () => { try { await app.extensionManager.command.execute('Comfy.Canvas.FitView') }"
+                     " catch (e) { app.canvas.ds.scale = 0.6 } app.canvas.setDirty(true, true); return true })()")
+    await asyncio.sleep(0.5)
+
+
 async def _check_workflow(server, object_info, browser, path):
     workflow = json.loads(path.read_text())
     await browser.js(f"app.loadGraphData({json.dumps(workflow)}, true, true, {json.dumps(path.name)})")
@@ -72,6 +78,9 @@ async def _check_workflow(server, object_info, browser, path):
     frontend_prompt = await browser.js("app.graphToPrompt().then((p) => p.output)")
     assert _strip(frontend_prompt) == _strip(ui_to_api(workflow, object_info)), path.name
 
+    await _fit_view(browser)
+    await browser.screenshot(ARTIFACTS / "browser" / f"{path.stem}-loaded.png")
+
     await browser.js(TINY_MAPPING_JS)
     history_before = len(server.get("/history"))
     await browser.js("app.queuePrompt(0, 1).then(() => true)")  # what the Run button does
@@ -86,8 +95,7 @@ async def _check_workflow(server, object_info, browser, path):
     status = entries[-1]["status"]
     errors = [m[1].get("exception_message") for m in status["messages"] if m[0] == "execution_error"]
     assert status["status_str"] == "success", f"{path.name}: {errors}"
-    await browser.js("(async () => { app.canvas.ds.scale = 0.6; app.canvas.setDirty(true, true); return true })()")
-    await asyncio.sleep(0.5)
+    await _fit_view(browser)
     await browser.screenshot(ARTIFACTS / "browser" / f"{path.stem}.png")
     assert browser.console_errors == [], browser.console_errors
 

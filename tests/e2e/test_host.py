@@ -42,6 +42,7 @@ def _tiny_t2v(**monarch):
         "6": {"class_type": "KSampler", "inputs": {
             "model": ["2", 0], "positive": ["3", 0], "negative": ["4", 0], "latent_image": ["5", 0],
             "seed": 1, "steps": 2, "cfg": 2.0, "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
+        "7": {"class_type": "SaveLatent", "inputs": {"samples": ["6", 0], "filename_prefix": "rtv_e2e/host"}},
     }
     return prompt
 
