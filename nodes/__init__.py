@@ -1,8 +1,7 @@
 """The pack's nodes, registered through ComfyUI's V3 extension API (see the package __init__)."""
 
-from typing_extensions import override
-
 from comfy_api.latest import ComfyExtension, io
+from typing_extensions import override
 
 from .attention import MonarchAttention
 

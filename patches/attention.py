@@ -19,9 +19,8 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-import torch
-
 import comfy.patcher_extension as patcher_extension
+import torch
 
 from ..kernels.monarch import monarch_attention
 from .wan import TokenGrid, grid_from_newer_comfy, self_attention_paths, wan_token_grid
@@ -87,7 +86,9 @@ def parse_block_list(text: str) -> frozenset:
             else:
                 blocks.add(int(part))
         except ValueError:
-            raise ValueError(f"dense_blocks: cannot read {part!r}; use block numbers and ranges like '0, 1, 28-29'")
+            raise ValueError(
+                f"dense_blocks: cannot read {part!r}; use block numbers and ranges like '0, 1, 28-29'"
+            ) from None
     return frozenset(blocks)
 
 
@@ -160,8 +161,8 @@ class MonarchPatch:
             self.report()
 
     def self_attention_forward(self, inner, block_index: int):
-        def forward(x, freqs, transformer_options={}, **kwargs):
-            marked = {**transformer_options, BLOCK_MARK: block_index}
+        def forward(x, freqs, transformer_options=None, **kwargs):
+            marked = {**(transformer_options or {}), BLOCK_MARK: block_index}
             return inner(x, freqs, transformer_options=marked, **kwargs)
 
         return forward

@@ -67,19 +67,42 @@ def _randomize(module, seed: int) -> dict:
     return sd
 
 
-def build_wan21_t2v(path: Path) -> None:
+# Wan variants ComfyUI's model_detection tells apart by their keys (img_emb: i2v; img_emb.emb_pos:
+# first-last-frame; control_adapter: Fun-Camera; vace_patch_embedding: VACE; ref_conv: reference).
+I2V_IN_DIM = 36  # 16 noise + 4 mask + 16 image latent channels
+FLF_IMAGE_TOKENS = 514  # two CLIP-vision images of 257 tokens
+VACE_IN_DIM = 96  # 32 frame latents + 64 mask channels
+FUN_CAMERA_IN_DIM = 32  # 16 noise + 16 start-image latent channels (no mask), WAN21_Camera
+WAN_VARIANTS = {
+    "t2v": ("WanModel", {"model_type": "t2v"}),
+    "i2v": ("WanModel", {"model_type": "i2v", "in_dim": I2V_IN_DIM}),
+    "flf2v": ("WanModel", {"model_type": "i2v", "in_dim": I2V_IN_DIM,
+                           "flf_pos_embed_token_number": FLF_IMAGE_TOKENS}),
+    "camera": ("CameraWanModel", {"model_type": "camera", "in_dim": FUN_CAMERA_IN_DIM}),
+    "vace": ("VaceWanModel", {"vace_layers": 1, "vace_in_dim": VACE_IN_DIM}),
+    "reference": ("WanModel", {"model_type": "t2v", "in_dim_ref_conv": 16}),
+}
+
+
+def tiny_wan_state_dict(variant: str = "t2v", seed: int = 0, dtype=None) -> dict:
+    """Weights of a tiny Wan DiT of the given variant, with the real per-variant key layout."""
+    import comfy.ldm.wan.model as wan
     import comfy.ops
+
+    class_name, extra = WAN_VARIANTS[variant]
+    config = dict(patch_size=(1, 2, 2), in_dim=16, dim=TINY_WAN_DIM, ffn_dim=TINY_WAN_FFN, freq_dim=256,
+                  text_dim=TEXT_DIM, out_dim=16, num_heads=TINY_WAN_DIM // 128, num_layers=TINY_WAN_LAYERS,
+                  qk_norm=True, cross_attn_norm=True, operations=comfy.ops.disable_weight_init)
+    dit = getattr(wan, class_name)(**{**config, **extra})
+    sd = _randomize(dit, seed=seed)
+    return {k: v.to(dtype) for k, v in sd.items()} if dtype is not None else sd
+
+
+def build_wan21_t2v(path: Path) -> None:
     import torch
-    from comfy.ldm.wan.model import WanModel
     from safetensors.torch import save_file
 
-    dit = WanModel(
-        model_type="t2v", patch_size=(1, 2, 2), in_dim=16, dim=TINY_WAN_DIM, ffn_dim=TINY_WAN_FFN,
-        freq_dim=256, text_dim=TEXT_DIM, out_dim=16, num_heads=TINY_WAN_DIM // 128,
-        num_layers=TINY_WAN_LAYERS, qk_norm=True, cross_attn_norm=True,
-        operations=comfy.ops.disable_weight_init,
-    )
-    sd = {k: v.to(torch.float16) for k, v in _randomize(dit, seed=0).items()}
+    sd = tiny_wan_state_dict("t2v", seed=0, dtype=torch.float16)
     save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": "tiny random Wan 2.1 T2V for tests"})
 
 

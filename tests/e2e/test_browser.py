@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-
 from browser import Browser
 from comfy_host import free_port
 from conftest import ARTIFACTS

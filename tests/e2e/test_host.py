@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from comfy_host import PromptError
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,95 @@
+"""The Monarch patch on every Wan variant ComfyUI loads, sampled in process by ComfyUI's own sampler.
+
+Tiny random-weight DiTs of each variant go through ComfyUI's real detection and loader
+(``comfy.sd.load_diffusion_model_state_dict``) and are sampled with ``comfy.sample.sample``. With one
+token row per tile (h_split = rows) Monarch attention is exactly softmax attention, so a patched model
+must reproduce the unpatched one: proof that the hook replaces exactly the video self-attention, with
+the right token layout, for each variant's extra tokens (I2V image tokens, VACE blocks, camera
+adapter, reference-latent frame, time-concatenated frames).
+"""
+
+from types import SimpleNamespace
+
+import comfy.sample
+import comfy.sd
+import pytest
+import torch
+from tiny_models import FLF_IMAGE_TOKENS, TEXT_DIM, tiny_wan_state_dict
+
+from rtv.patches.attention import MonarchSettings, apply_monarch_attention
+
+LATENT = (1, 16, 3, 12, 16)  # 3 latent frames of 6 x 8 tokens
+ROWS = 6
+STEPS = 2
+CLIP_TOKENS = 257
+
+
+def _conditioning(variant: str, seed: int = 0) -> list:
+    g = torch.Generator().manual_seed(seed)
+    extra = {}
+    if variant == "i2v":
+        extra["clip_vision_output"] = SimpleNamespace(penultimate_hidden_states=torch.randn(1, CLIP_TOKENS, 1280, generator=g))
+    if variant == "flf2v":
+        extra["clip_vision_output"] = SimpleNamespace(
+            penultimate_hidden_states=torch.randn(1, FLF_IMAGE_TOKENS, 1280, generator=g))
+    if variant == "camera":
+        # WAN_CAMERA_EMBEDDING is at pixel resolution (8 x the latent), 24 channels
+        extra["camera_conditions"] = torch.randn(1, 24, LATENT[2], 8 * LATENT[3], 8 * LATENT[4], generator=g)
+    if variant == "reference":
+        extra["reference_latents"] = [torch.randn(1, 16, 1, LATENT[3], LATENT[4], generator=g)]
+    if variant == "time_concat":
+        extra["time_dim_concat"] = torch.randn(1, 16, 2, LATENT[3], LATENT[4], generator=g)
+    return [[torch.randn(1, 16, TEXT_DIM, generator=g), extra]]
+
+
+def _sample(model, variant: str, start_step=None, last_step=None, latent=None, seed=5):
+    latent = torch.zeros(LATENT) if latent is None else latent
+    noise = comfy.sample.prepare_noise(latent, seed)
+    return comfy.sample.sample(model, noise, STEPS, 2.0, "euler", "simple", _conditioning(variant),
+                               _conditioning(variant, seed=1), latent, seed=seed, disable_pbar=True,
+                               start_step=start_step, last_step=last_step,
+                               force_full_denoise=last_step is None)
+
+
+def _stats(model):
+    return model.model_options["transformer_options"]["optimized_attention_override"].__self__.stats
+
+
+VARIANTS = ["t2v", "i2v", "flf2v", "camera", "vace", "reference", "time_concat"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_one_row_per_tile_is_exact_and_every_self_attention_is_replaced(variant):
+    weights = "t2v" if variant == "time_concat" else variant
+    model = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict(weights, seed=0))
+    dm = model.get_model_object("diffusion_model")
+    self_attention_calls_per_forward = len(dm.blocks) + len(getattr(dm, "vace_blocks", []) or [])
+
+    dense = _sample(model, variant)
+    exact = apply_monarch_attention(model, MonarchSettings(h_split=ROWS))
+    exact_out = _sample(exact, variant)
+    stats = _stats(exact)
+    default_out = _sample(apply_monarch_attention(model, MonarchSettings()), variant)
+
+    assert torch.allclose(exact_out, dense, rtol=1e-4, atol=1e-4 * dense.abs().max().item())
+    assert (default_out - dense).abs().max() > 1e-3 * dense.abs().max()
+    assert stats.model_calls >= STEPS and stats.dense == 0
+    assert stats.replaced == self_attention_calls_per_forward * stats.model_calls
+
+
+def test_wan22_both_experts_are_patched_when_each_gets_the_node():
+    high = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("t2v", seed=10))
+    low = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("t2v", seed=11))
+    high_patched = apply_monarch_attention(high, MonarchSettings(h_split=ROWS))
+    low_patched = apply_monarch_attention(low, MonarchSettings(h_split=ROWS))
+
+    def two_experts(first, second):
+        half = _sample(first, "t2v", start_step=0, last_step=1)
+        return _sample(second, "t2v", start_step=1, last_step=None, latent=half)
+
+    dense = two_experts(high, low)
+    patched = two_experts(high_patched, low_patched)
+    assert torch.allclose(patched, dense, rtol=1e-4, atol=1e-4 * dense.abs().max().item())
+    for expert in (high_patched, low_patched):
+        stats = _stats(expert)
+        assert stats.model_calls >= 1 and stats.replaced == 2 * stats.model_calls
