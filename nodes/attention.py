@@ -61,3 +61,6 @@ class MonarchAttention(io.ComfyNode):
             dense_blocks=parse_block_list(dense_blocks), backend=backend, report_error=report_error,
         )
         return io.NodeOutput(apply_monarch_attention(model, settings, node_id=cls.hidden.unique_id))
+
+
+NODES = [MonarchAttention]

@@ -7,6 +7,7 @@ node's schema changes:  .host/venv/bin/python tools/make_workflows.py
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -61,11 +62,20 @@ def wan_t2v_monarch() -> tuple[dict, list[str]]:
 WORKFLOWS = {"wan21_t2v_monarch_attention.json": wan_t2v_monarch}
 
 
+def all_workflows() -> dict:
+    """This file's workflows plus those of every ``tools/workflows_<capability>.py`` (its WORKFLOWS)."""
+    found = dict(WORKFLOWS)
+    for path in sorted(Path(__file__).resolve().parent.glob("workflows_*.py")):
+        module = importlib.import_module(path.stem)
+        found.update(module.WORKFLOWS)
+    return found
+
+
 def main() -> int:
     with ComfyServer() as server:
         info = server.object_info()
     WORKFLOWS_DIR.mkdir(exist_ok=True)
-    for name, build in WORKFLOWS.items():
+    for name, build in all_workflows().items():
         prompt, notes = build()
         ui = api_to_ui(prompt, info, notes=notes)
         (WORKFLOWS_DIR / name).write_text(json.dumps(ui, indent=1) + "\n")
