@@ -311,7 +311,7 @@ def slerp_rotations(times: Tensor, rotations: Tensor, query: Tensor) -> Tensor:
 
 
 def _as_poses(c2w: Any) -> Tensor:
-    poses = torch.as_tensor(c2w).detach().to(device="cpu", dtype=POSE_DTYPE).clone()
+    poses = torch.as_tensor(c2w, dtype=POSE_DTYPE, device="cpu").detach().clone()
     if poses.ndim == 3 and poses.shape[1:] == (3, 4):
         poses = torch.cat(
             [poses, torch.tensor(HOMOGENEOUS_ROW, dtype=POSE_DTYPE).expand(len(poses), 1, 4)], 1
@@ -324,7 +324,7 @@ def _as_poses(c2w: Any) -> Tensor:
 
 
 def _as_intrinsics(intrinsics: Any, frames: int) -> Tensor:
-    values = torch.as_tensor(intrinsics).detach().to(device="cpu", dtype=POSE_DTYPE).clone()
+    values = torch.as_tensor(intrinsics, dtype=POSE_DTYPE, device="cpu").detach().clone()
     if values.shape == (4,):
         values = values.expand(frames, 4).clone()
     if values.shape != (frames, 4):
@@ -640,7 +640,8 @@ class CameraKeyframe:
 
     def __post_init__(self) -> None:
         where = f"keyframe at frame {self.frame}"
-        if isinstance(self.frame, bool) or int(self.frame) != self.frame or self.frame < 0:
+        whole = isinstance(self.frame, (int, float)) and not isinstance(self.frame, bool)
+        if not whole or not math.isfinite(self.frame) or int(self.frame) != self.frame or self.frame < 0:
             raise ValueError(f"keyframe frame must be a whole number >= 0, got {self.frame!r}")
         object.__setattr__(self, "frame", int(self.frame))
         object.__setattr__(self, "position", _vector(self.position, 3, f"{where}: position"))
@@ -662,7 +663,7 @@ class CameraKeyframe:
                 )
             object.__setattr__(self, "rotation", rotation)
         if self.fov is not None:
-            fov = float(self.fov)
+            fov = _vector([self.fov], 1, f"{where}: fov")[0]
             if not 0 < fov < FULL_TURN_DEG / 2:
                 raise ValueError(
                     f"{where}: fov must be between 0 and 180 degrees (exclusive), got {self.fov}"
@@ -806,8 +807,8 @@ def parse_realestate10k(
     text: str, *, aspect: float | None = CORE_POSE_ASPECT, default_fps: float = WAN_FPS
 ) -> RealEstate10kPoses:
     """Read ``timestamp fx fy cx cy 0 0 <3x4 world-to-camera, row-major>`` lines; a first line that
-    is not numbers (RealEstate10K's YouTube URL) is kept as ``url``. fps comes from the median
-    timestamp step (``default_fps`` for a single frame). ``aspect``: the videos are 1280x720."""
+    is not numbers (RealEstate10K's YouTube URL) is kept as ``url``. fps is the average frame
+    rate of the timestamps (``default_fps`` for a single frame). ``aspect``: the videos are 1280x720."""
     lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1)]
     lines = [(number, line) for number, line in lines if line]
     url = None
@@ -845,7 +846,7 @@ def parse_realestate10k(
     steps = table[1:, 0] - table[:-1, 0]
     if len(rows) > 1 and not bool((steps > 0).all()):
         raise ValueError("pose file timestamps must increase from line to line")
-    fps = MICROSECONDS / float(steps.median()) if len(rows) > 1 else default_fps
+    fps = MICROSECONDS * (len(rows) - 1) / float(table[-1, 0] - table[0, 0]) if len(rows) > 1 else default_fps
     trajectory = CameraTrajectory(invert_poses(w2c), table[:, 1:5], fps, aspect)
     return RealEstate10kPoses(url, timestamps, trajectory)
 
