@@ -345,7 +345,8 @@ class CameraTrajectory:
     intrinsics were measured on (None: apply them to any size as they are).
 
     Construction validates and copies: ``c2w`` may also be [N, 3, 4]; ``intrinsics`` may be four
-    numbers for every frame. Equality is identity (tensors inside), so compare ``c2w`` directly.
+    numbers for every frame. Treat the tensors as read-only (ComfyUI caches node outputs and may
+    hand one trajectory to several nodes). Equality is identity, so compare ``c2w`` directly.
     """
 
     c2w: Tensor
