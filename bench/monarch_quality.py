@@ -232,14 +232,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
 
     started = time.perf_counter()
-    cases = []
-    with torch.no_grad():
-        for grid in grids:
-            cases.append(bench_grid(grid, "full", grid[0], args, device))
-            if chunk_frames < grid[0]:
-                cases.append(bench_grid(grid, "chunk", chunk_frames, args, device))
-        components = [] if args.no_ablation else ablation(grids[0], args, device)
-
+    out = args.out or REPO / "bench" / "results" / f"monarch_quality_{device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
         "device_kind": device,
@@ -251,13 +245,24 @@ def main() -> None:
         "dtype": "float32",
         "strengths": asdict(StructureStrengths()),
         "density_formula": "(iterations*(b1+b2)*monarch_tiles + b1*b2*local_tiles) / (b1*b2*key_tiles), per query",
-        "cases": cases,
-        "ablation": components,
-        "total_s": time.perf_counter() - started,
+        "cases": [],
+        "ablation": [],
     }
-    out = args.out or REPO / "bench" / "results" / f"monarch_quality_{device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+
+    def save() -> None:  # after every case, so a run cut short keeps what it measured
+        record["total_s"] = time.perf_counter() - started
+        out.write_text(json.dumps(record, indent=1) + "\n")
+
+    with torch.no_grad():
+        for grid in grids:
+            record["cases"].append(bench_grid(grid, "full", grid[0], args, device))
+            save()
+            if chunk_frames < grid[0]:
+                record["cases"].append(bench_grid(grid, "chunk", chunk_frames, args, device))
+                save()
+        if not args.no_ablation:
+            record["ablation"] = ablation(grids[0], args, device)
+    save()
     print(f"\nwrote {out} ({record['total_s']:.0f} s)")
 
 

@@ -58,7 +58,9 @@ class MonarchBackend:
 
 
 _registry: dict[str, MonarchBackend] = {}
-_discovery_errors: list[str] = []
+_unavailable: list[str] = []  # why no Triton backend could be registered
+_import_failures: list[str] = []  # triton_* modules that exist but failed to import
+_warned = False
 _discovered = False
 
 
@@ -74,22 +76,23 @@ def _discover_triton_backends() -> None:
         return
     _discovered = True
     if importlib.util.find_spec("triton") is None:
-        _discovery_errors.append("the triton package is not installed")
+        _unavailable.append("the triton package is not installed")
         return
     names = [m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith(_TRITON_MODULE_PREFIX)]
     if not names:
-        _discovery_errors.append("no Triton Monarch kernel module is registered yet")
+        _unavailable.append("no Triton Monarch kernel module exists yet")
     for name in names:
         try:
             importlib.import_module(f".{name}", __name__)
         except ImportError as error:  # a broken optional kernel must not break the torch path
-            _discovery_errors.append(f"kernels/monarch/{name}.py failed to import: {error}")
+            _import_failures.append(f"kernels/monarch/{name}.py failed to import: {error}")
 
 
 def _pick_backend(
     backend: str, q: Tensor, k: Tensor, v: Tensor, layout: MonarchLayout, iterations: int, exact_local: int
 ) -> MonarchBackend | None:
     """The fast backend to use, or None for the torch reference."""
+    global _warned
     if backend not in BACKENDS:
         raise ValueError(f"Monarch attention: backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch" or (backend == "auto" and not q.is_cuda):
@@ -101,11 +104,10 @@ def _pick_backend(
         )
     _discover_triton_backends()
     fast = _registry.get("triton")
-    reason = (
-        "; ".join(_discovery_errors)
-        if fast is None
-        else fast.unsupported(q, k, v, layout, iterations, exact_local)
-    )
+    if fast is None:
+        reason = "; ".join(_unavailable + _import_failures) or "no Triton backend registered"
+    else:
+        reason = fast.unsupported(q, k, v, layout, iterations, exact_local)
     if reason is None:
         return fast
     if backend == "triton":
@@ -113,8 +115,13 @@ def _pick_backend(
             f"Monarch attention: backend='triton' is not available for this call ({reason}); "
             "use backend='torch' or 'auto'."
         )
-    if fast is None and _discovery_errors and any("failed to import" in e for e in _discovery_errors):
-        warnings.warn(f"Monarch attention falls back to torch: {reason}", RuntimeWarning, stacklevel=3)
+    if _import_failures and not _warned:  # auto on CUDA with a kernel that should exist: say so once
+        _warned = True
+        warnings.warn(
+            f"Monarch attention falls back to torch: {'; '.join(_import_failures)}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return None
 
 

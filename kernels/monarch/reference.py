@@ -24,13 +24,18 @@ Both factors come from alternating maximisation of the softmax variational objec
 Two deliberate implementation choices, both exact rewrites of the equations above:
 
 * ``aR / cR`` is the L-weighted *mean* query, so it is computed as a softmax over ``l`` of ``log L``.
-  This never divides 0 by 0 when a block of L underflows (upstream ports add ``1e-6`` to ``cR``).
+  This never divides 0 by 0 when a block of L underflows (a port we read adds ``1e-6`` to ``cR``).
 * L is kept as ``log L`` (logits minus their joint log-normaliser), which is also what the exact
   local-tile merge needs.
 
+Special cases (tested): with one column per tile (b2 = 1, R = 1, cL = 0) or one row per tile
+(b1 = 1, R is the query's own softmax over its key row, so ``aL . q - cL`` is the row's exact
+log-mass) the result is dense attention exactly, for any number of iterations.
+
 Memory: the N x N matrix is never built. Query tiles (and heads) are processed in chunks so that
-each intermediate holds at most about ``max_chunk_elements`` numbers; one query tile against all
-key tiles costs ``key_tiles * b1 * b2 * max(D, b1, b2)`` numbers, i.e. about the size of K.
+each intermediate holds at most ``max_chunk_elements`` numbers, or one query tile's worth if that
+is more: one query tile against all key tiles costs ``key_tiles * b1 * b2 * max(D, b1, b2)``
+numbers (about the size of K), plus ``b1*b2`` x (local keys) logits with exact local tiles.
 """
 
 from __future__ import annotations

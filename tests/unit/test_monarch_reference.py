@@ -12,7 +12,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from rtv.kernels.monarch import monarch_attention, monarch_attention_reference
+
+import rtv.kernels.monarch as monarch
+from rtv.kernels.monarch import density, monarch_attention, monarch_attention_reference, monarch_layout
 
 EXACT_ATOL = 1e-10
 PEAK_LOGIT = 10.0
@@ -182,9 +184,13 @@ ONE_ROW = dict(h_split=GRID[1])  # b1 = 1: R is the query's own softmax, so q.aL
 @pytest.mark.parametrize("tiling", [ONE_COLUMN, ONE_ROW, dict(h_split=GRID[1], w_split=2)], ids=str)
 @pytest.mark.parametrize("query_frames", [None, 1, 2], ids=["full", "chunk1", "chunk2"])
 @pytest.mark.parametrize("inputs", [structured_qkv, peaked_random_qkv], ids=["structured", "peaked"])
-def test_one_row_or_one_column_per_tile_is_dense_attention(tiling, query_frames, inputs):
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_one_row_or_one_column_per_tile_is_dense_attention(tiling, query_frames, inputs, iterations):
+    """b2 = 1: R = 1 and cL = 0, so L is a softmax over every key. b1 = 1: R is the query's own
+    softmax over its key row, so q.aL - cL is that row's exact log-mass. Later iterations keep
+    both (L weights one query row only), so every iteration count is exact."""
     q, k, v = inputs(GRID, query_frames)
-    out = monarch_attention(q, k, v, GRID, iterations=1, **tiling)
+    out = monarch_attention(q, k, v, GRID, iterations=iterations, **tiling)
     torch.testing.assert_close(out, dense(q, k, v), atol=EXACT_ATOL, rtol=0)
 
 
@@ -309,6 +315,42 @@ def test_backends():
         monarch_attention(q, k, v, GRID, backend="triton")
     with pytest.raises(ValueError, match="backend must be one of"):
         monarch_attention(q, k, v, GRID, backend="flash")
+
+
+class _CudaLike:
+    """Stands in for a CUDA tensor: the dispatch only asks ``is_cuda``."""
+
+    is_cuda = True
+    device = "cuda"
+
+
+def test_auto_uses_a_registered_triton_backend_and_falls_back_when_it_cannot_serve(monkeypatch):
+    monkeypatch.setattr(monarch, "_registry", {})
+    monkeypatch.setattr(monarch, "_discovered", True)
+    layout = monarch_layout(GRID, 192, 192)
+    fake = monarch.MonarchBackend(
+        name="triton",
+        run=lambda *args, **kwargs: None,
+        unsupported=lambda q, k, v, lay, iterations, exact_local: (
+            None if iterations == 1 else "1 iteration only"
+        ),
+    )
+    monarch.register_backend(fake)
+    q = _CudaLike()
+    assert monarch._pick_backend("auto", q, q, q, layout, 1, -1) is fake
+    assert monarch._pick_backend("auto", q, q, q, layout, 2, -1) is None
+    assert monarch._pick_backend("torch", q, q, q, layout, 1, -1) is None
+    with pytest.raises(RuntimeError, match="1 iteration only"):
+        monarch._pick_backend("triton", q, q, q, layout, 2, -1)
+
+
+def test_density_matches_the_blog_figure():
+    """One-frame tiles at 480p: (30 + 52) / 1560 = 5.3 % of the dense cost (94.7 % sparsity)."""
+    layout = monarch_layout((21, 30, 52), 21 * 1560, 21 * 1560)
+    assert density(layout) == pytest.approx(82 / 1560)
+    assert density(layout, iterations=2) == pytest.approx(2 * 82 / 1560)
+    # exact local own frame: 1 of 21 key tiles dense, 20 by Monarch
+    assert density(layout, exact_local=0) == pytest.approx((1560 + 20 * 82) / (21 * 1560))
 
 
 def test_invalid_iterations_and_exact_local():
