@@ -43,9 +43,10 @@ class MonarchAttention(io.ComfyNode):
                 io.Boolean.Input("report_error", default=False,
                                  tooltip="Also compute dense attention on a sample of calls and report the "
                                          "relative error per block (node text and log). Slower."),
-                io.Int.Input("exact_local", default=-1, min=-1, max=16, optional=True,
-                             tooltip="-1: off. 0: each query attends its own frame's keys exactly and the rest "
-                                     "through Monarch; n: also n neighbouring frames on each side."),
+                io.Int.Input("exact_local", default=1, min=-1, max=16, optional=True,
+                             tooltip="Exact attention on the query's own tile frame and this many neighbours on "
+                                     "each side, Monarch for the rest (merged exactly). -1 = plain MonarchRT: "
+                                     "fastest, least accurate. 1 (default) cuts the error ~3x on typical tokens."),
             ],
             outputs=[io.Model.Output()],
             hidden=[io.Hidden.unique_id],
@@ -54,7 +55,7 @@ class MonarchAttention(io.ComfyNode):
     @classmethod
     def execute(cls, model, tile_frames: int, h_split: int, w_split: int, iterations: int,
                 dense_first_steps: int, dense_last_steps: int, dense_blocks: str, backend: str,
-                report_error: bool, exact_local: int = -1) -> io.NodeOutput:
+                report_error: bool, exact_local: int = 1) -> io.NodeOutput:
         settings = MonarchSettings(
             tile_frames=tile_frames, h_split=h_split, w_split=w_split, iterations=iterations,
             exact_local=exact_local, dense_first_steps=dense_first_steps, dense_last_steps=dense_last_steps,

@@ -6,9 +6,8 @@ Three hooks on a model clone, all undone by using the unpatched MODEL:
   ``transformer_options``; it runs Monarch only for calls marked as video self-attention and hands
   everything else to the override that was already on the model (a Sage or Flash patch) or to
   ComfyUI's own backend.
-- an object patch of each block's ``self_attn.forward`` that marks its calls with the block index.
-  Shapes cannot tell self- from cross-attention (a 2-frame 16x16 latent has 512 tokens, the text
-  length), so the mark is the only exact signal in ComfyUI 0.3.75.
+- the self-attention markers of ``self_attention.py`` (the block index on each video self-attention
+  call: shapes alone cannot tell self- from cross-attention).
 - a DIFFUSION_MODEL wrapper that records the token grid and the sampling step of each model call.
   An OUTER_SAMPLE wrapper resets and reports the statistics of one sampling run.
 """
@@ -23,11 +22,11 @@ import comfy.patcher_extension as patcher_extension
 import torch
 
 from ..kernels.monarch import monarch_attention
-from .wan import TokenGrid, grid_from_newer_comfy, self_attention_paths, wan_token_grid
+from .self_attention import BLOCK_MARK, mark_self_attention
+from .wan import TokenGrid, grid_from_newer_comfy, wan_token_grid
 
 PATCH_KEY = "rtv_monarch"
 STATE_KEY = "rtv_monarch_call"  # per model call: grid and step (transformer_options is fresh per call)
-BLOCK_MARK = "rtv_self_attention_block"
 # report_error: dense reference on about this many steps per run, every block, first batch only.
 REPORT_SAMPLES_PER_RUN = 4
 
@@ -40,7 +39,7 @@ class MonarchSettings:
     h_split: int = 1
     w_split: int = 1
     iterations: int = 1
-    exact_local: int = -1
+    exact_local: int = 1
     dense_first_steps: int = 0
     dense_last_steps: int = 0
     dense_blocks: frozenset = frozenset()
@@ -160,13 +159,6 @@ class MonarchPatch:
         finally:
             self.report()
 
-    def self_attention_forward(self, inner, block_index: int):
-        def forward(x, freqs, transformer_options=None, **kwargs):
-            marked = {**(transformer_options or {}), BLOCK_MARK: block_index}
-            return inner(x, freqs, transformer_options=marked, **kwargs)
-
-        return forward
-
     def override(self, func, *args, **kwargs):
         to = kwargs.get("transformer_options") or {}
         state = to.get(STATE_KEY)
@@ -246,8 +238,7 @@ class MonarchPatch:
 def apply_monarch_attention(model, settings: MonarchSettings, node_id: str | None = None):
     """A clone of ``model`` (a ComfyUI ModelPatcher of a Wan model) with Monarch self-attention."""
     diffusion_model = model.get_model_object("diffusion_model")
-    paths = self_attention_paths(diffusion_model)
-    if not paths or not hasattr(diffusion_model, "rope_encode"):
+    if not hasattr(diffusion_model, "rope_encode") or not hasattr(diffusion_model, "blocks"):
         raise ValueError(
             f"[RTV] Monarch attention supports the Wan family (2.1/2.2, T2V, I2V, FLF2V, Fun-Camera, VACE); "
             f"this model is {type(diffusion_model).__name__}."
@@ -256,8 +247,7 @@ def apply_monarch_attention(model, settings: MonarchSettings, node_id: str | Non
     to = m.model_options.setdefault("transformer_options", {})
     patch = MonarchPatch(settings, previous_override=to.get("optimized_attention_override"), node_id=node_id)
     to["optimized_attention_override"] = patch.override
-    for path, block_index in paths:
-        m.add_object_patch(path, patch.self_attention_forward(m.get_model_object(path), block_index))
+    mark_self_attention(m)
     m.add_wrapper_with_key(patcher_extension.WrappersMP.DIFFUSION_MODEL, PATCH_KEY, patch.diffusion_model_wrapper)
     m.add_wrapper_with_key(patcher_extension.WrappersMP.OUTER_SAMPLE, PATCH_KEY, patch.outer_sample_wrapper)
     return m

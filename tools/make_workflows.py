@@ -36,7 +36,7 @@ def wan_t2v_monarch() -> tuple[dict, list[str]]:
         "2": {"class_type": "RTV_MonarchAttention", "inputs": {
             "model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1,
             "dense_first_steps": 0, "dense_last_steps": 0, "dense_blocks": "", "backend": "auto",
-            "report_error": False, "exact_local": -1}},
+            "report_error": False, "exact_local": 1}},
         "3": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["2", 0], "shift": 8.0}},
         "4": {"class_type": "CLIPLoader", "inputs": {"clip_name": UMT5_XXL, "type": "wan", "device": "default"}},
         "5": {"class_type": "CLIPTextEncode", "inputs": {

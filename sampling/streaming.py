@@ -1,0 +1,230 @@
+"""Streaming chunk sampler: an arbitrarily long Wan video, chunk by chunk, in constant memory.
+
+Each chunk is sampled by ComfyUI's own KSampler machinery (``comfy.sample.sample``: any sampler,
+scheduler, cfg, model patches). Chunks overlap by 4m+1 frames (see ``chunk_plan``); the overlap is
+conditioned in one of two ways:
+
+- ``pinned_latents`` (zero-shot, any T2V or I2V model): latents 1..m repeat the previous chunk's last
+  m latents and latent 0 is the VAE encoding of the shared boundary frame; all are held fixed through
+  ComfyUI's noise mask (re-noised to the current sigma at every step);
+- ``i2v_start_frames`` (I2V models): the previous chunk's last 4m+1 decoded frames become the start
+  frames of core ``WanImageToVideo`` conditioning.
+
+Anchor memory keeps chunk 0's first latent as an extra pinned context frame in front of every later
+chunk, at its global time index (RoPE frame 0, the chunk's frames at k(a-m)...), attended with weight
+``anchor_strength`` (0 = no anchor frame; see patches/anchor.py); drift correction pulls each new chunk's per-channel latent
+mean and std toward chunk 0's. Finished chunks are decoded at once by a streaming causal decoder
+(bit-identical to one decode of the stitched latent), moved to the CPU and saved to the output folder,
+so device memory stays flat and an interrupt loses no finished chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import comfy.model_management
+import comfy.sample
+import comfy.utils
+import torch
+
+from ..patches.anchor import AnchorContext, apply_anchor_bias
+from ..patches.rope import apply_frame_positions
+from .chunk_plan import ChunkPlan
+from .wan_vae_stream import StreamingWanDecoder
+
+OVERLAP_MODES = ("pinned_latents", "i2v_start_frames")
+LATENT_CHANNELS = 16  # Wan 2.1 / 2.2 A14B latent channels
+SPATIAL_STRIDE = 8  # Wan 2.1 VAE: pixels per latent row/column
+STD_FLOOR = 1e-6
+log = logging.getLogger("RealtimeVideo")
+
+
+@dataclass
+class StreamSettings:
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    sampler_name: str
+    scheduler: str
+    overlap_mode: str = "pinned_latents"
+    anchor_strength: float = 0.0
+    drift_correction: float = 0.0
+
+
+@dataclass
+class ChunkReport:
+    index: int
+    first_frame: int
+    first_latent: int
+    seed: int
+    seconds: float
+    working_bytes: int
+
+
+@dataclass
+class StreamResult:
+    images: torch.Tensor  # [frames, H, W, 3] on the CPU
+    latents: torch.Tensor  # [1, 16, total_latents, h, w] on the CPU
+    reports: list[ChunkReport] = field(default_factory=list)
+    peak_working_bytes: int = 0
+    peak_device_bytes: int | None = None
+
+
+class ChunkHooks:
+    """What the node layer supplies: progress, previews, saving. Defaults do nothing."""
+
+    def sampling_callback(self, chunk_index: int, steps: int) -> Callable | None:
+        return None
+
+    def chunk_started(self, plan: ChunkPlan, chunk_index: int) -> None:
+        pass
+
+    def chunk_finished(self, plan: ChunkPlan, report: ChunkReport, frames: torch.Tensor,
+                       chunk_latents: torch.Tensor) -> None:
+        """``frames``: the chunk's new decoded frames; ``chunk_latents``: all its latents, overlap included."""
+
+
+def _bytes(*tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def match_channel_statistics(latents: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, strength: float):
+    """Move per-channel mean/std of ``latents`` [B, C, T, h, w] toward ``mean``/``std`` [B, C, 1, 1, 1]."""
+    if strength <= 0:
+        return latents
+    own_mean = latents.mean(dim=(2, 3, 4), keepdim=True)
+    own_std = latents.std(dim=(2, 3, 4), keepdim=True).clamp_min(STD_FLOOR)
+    matched = (latents - own_mean) / own_std * std + mean
+    return torch.lerp(latents, matched, strength)
+
+
+def _model_wants_image_channels(model) -> bool:
+    dm = model.get_model_object("diffusion_model")
+    return dm.patch_embedding.weight.shape[1] > LATENT_CHANNELS
+
+
+class StreamingSampler:
+    def __init__(self, model, positive, negative, vae, plan: ChunkPlan, settings: StreamSettings,
+                 start_image: torch.Tensor | None = None, hooks: ChunkHooks | None = None):
+        if settings.overlap_mode not in OVERLAP_MODES:
+            raise ValueError(f"[RTV] overlap_mode must be one of {OVERLAP_MODES}, not {settings.overlap_mode!r}")
+        if settings.width % (2 * SPATIAL_STRIDE) or settings.height % (2 * SPATIAL_STRIDE):
+            raise ValueError(f"[RTV] width and height must be multiples of 16 (Wan latent 8x, patch 2x); "
+                             f"got {settings.width}x{settings.height}")
+        if settings.overlap_mode == "i2v_start_frames" and not _model_wants_image_channels(model):
+            raise ValueError("[RTV] overlap_mode 'i2v_start_frames' needs an image-to-video Wan model (e.g. Wan 2.1 "
+                             "I2V 14B); this model is text-to-video: use 'pinned_latents'.")
+        self.model, self.positions = apply_frame_positions(model)
+        self.anchor_context = AnchorContext(settings.anchor_strength)
+        if 0 < settings.anchor_strength < 1:
+            self.model = apply_anchor_bias(self.model, self.anchor_context)
+        self.positive, self.negative, self.vae = positive, negative, vae
+        self.plan, self.s = plan, settings
+        self.start_image = start_image
+        self.hooks = hooks or ChunkHooks()
+        if not StreamingWanDecoder.supports(vae):
+            raise ValueError("[RTV] the streaming sampler decodes with a Wan 2.1 VAE (wan_2.1_vae); this VAE is "
+                             f"{type(getattr(vae, 'first_stage_model', vae)).__name__}.")
+        self.decoder = StreamingWanDecoder(vae)
+        self.latent_hw = (settings.height // SPATIAL_STRIDE, settings.width // SPATIAL_STRIDE)
+
+    # ------------------------------------------------------------------------------------ loop
+    def run(self) -> StreamResult:
+        plan, s = self.plan, self.s
+        a1 = plan.chunk_latents
+        kept_latents, kept_frames, reports = [], [], []
+        previous_latents = None  # [1, C, a+1, h, w] of the last finished chunk (CPU)
+        boundary_frame = None  # last decoded frame of the last chunk [1, H, W, 3]
+        tail_frames = None  # last 4m+1 decoded frames (i2v mode)
+        anchor, anchor_stats = None, None
+        peak_working = 0
+        device = comfy.model_management.get_torch_device()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for chunk in plan.chunks:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            self.hooks.chunk_started(plan, chunk.index)
+            t0 = time.time()
+            latent, mask, positive, negative = self._chunk_inputs(chunk, previous_latents, boundary_frame, tail_frames)
+            context = 0
+            if anchor is not None and s.anchor_strength > 0:
+                context = anchor.shape[2]
+                latent = torch.cat([anchor, latent], dim=2)
+                mask = torch.cat([torch.zeros_like(mask[:, :, :context]), mask], dim=2)
+            positions = torch.arange(a1, dtype=torch.float32) + chunk.first_latent
+            self.positions.positions = torch.cat([torch.zeros(context), positions]) if context else positions
+            self.anchor_context.frames, self.anchor_context.total_frames = context, latent.shape[2]
+            samples = self._sample(chunk, latent, mask, positive, negative)
+            samples = torch.where(mask == 0, latent, samples)[:, :, context:]  # pinned frames exactly as given
+            if chunk.index == 0:
+                anchor = samples[:, :, :1].clone()
+                anchor_stats = (samples.mean(dim=(2, 3, 4), keepdim=True),
+                                samples.std(dim=(2, 3, 4), keepdim=True).clamp_min(STD_FLOOR))
+            else:
+                start = chunk.new_latents[0]
+                samples[:, :, start:] = match_channel_statistics(samples[:, :, start:], *anchor_stats, s.drift_correction)
+            new = samples[:, :, chunk.new_latents[0]:chunk.new_latents[1]]
+            frames = self.decoder.push(new).cpu()
+            working = _bytes(latent, mask, samples, anchor, *(self.decoder.feat_cache or []))
+            peak_working = max(peak_working, working)
+            kept_latents.append(new.cpu())
+            kept_frames.append(frames)
+            previous_latents = samples.cpu()
+            boundary_frame = frames[-1:]
+            tail_frames = torch.cat(kept_frames)[-plan.overlap_frames:] if s.overlap_mode == "i2v_start_frames" else None
+            report = ChunkReport(chunk.index, chunk.first_frame, chunk.first_latent, chunk.seed,
+                                 round(time.time() - t0, 3), working)
+            reports.append(report)
+            self.hooks.chunk_finished(plan, report, frames, previous_latents)
+            del latent, mask, samples, new
+        images = torch.cat(kept_frames)
+        peak_device = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        return StreamResult(images, torch.cat(kept_latents, dim=2), reports, peak_working, peak_device)
+
+    # ------------------------------------------------------------------------------------ pieces
+    def _empty_latent(self, latents: int) -> torch.Tensor:
+        return torch.zeros(1, LATENT_CHANNELS, latents, *self.latent_hw)
+
+    def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(frames[..., :3]).cpu().float()
+
+    def _chunk_inputs(self, chunk, previous_latents, boundary_frame, tail_frames):
+        a1, m = self.plan.chunk_latents, chunk.pinned_latents
+        latent = self._empty_latent(a1)
+        mask = torch.ones(1, 1, a1, *self.latent_hw)
+        positive, negative = self.positive, self.negative
+        if self.s.overlap_mode == "i2v_start_frames":
+            start = tail_frames if chunk.index > 0 else self.start_image
+            if start is not None:
+                positive, negative = self._i2v_conditioning(start)
+            return latent, mask, positive, negative
+        if chunk.index == 0:
+            if self.start_image is not None:
+                latent[:, :, :1] = self._encode_frames(self.start_image[:1])
+                mask[:, :, :1] = 0
+            return latent, mask, positive, negative
+        a = a1 - 1
+        latent[:, :, :1] = self._encode_frames(boundary_frame)
+        latent[:, :, 1:m + 1] = previous_latents[:, :, a - m + 1:a + 1]
+        mask[:, :, :m + 1] = 0
+        return latent, mask, positive, negative
+
+    def _i2v_conditioning(self, start_frames: torch.Tensor):
+        from comfy_extras.nodes_wan import WanImageToVideo
+
+        out = WanImageToVideo.execute(positive=self.positive, negative=self.negative, vae=self.vae,
+                                      width=self.s.width, height=self.s.height, length=self.plan.chunk_frames,
+                                      batch_size=1, start_image=start_frames)
+        return out.result[0], out.result[1]
+
+    def _sample(self, chunk, latent, mask, positive, negative) -> torch.Tensor:
+        s = self.s
+        noise = comfy.sample.prepare_noise(latent, chunk.seed)
+        callback = self.hooks.sampling_callback(chunk.index, s.steps)
+        return comfy.sample.sample(self.model, noise, s.steps, s.cfg, s.sampler_name, s.scheduler, positive, negative,
+                                   latent, noise_mask=mask if (mask == 0).any() else None, callback=callback,
+                                   seed=chunk.seed)

@@ -1,0 +1,109 @@
+"""RTV_StreamingSampler in a real server on the tiny Wan 2.1 model and VAE."""
+
+import json
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+from comfy_host import webp_frame_count
+
+pytestmark = pytest.mark.e2e
+
+TINY_UNET = "rtv_tiny/wan2.1_t2v_1.3B_fp16.safetensors"
+TINY_VAE = "rtv_tiny/wan_2.1_vae.safetensors"
+
+
+def stream_graph(total, chunk, overlap, seed=11, prefix="stream", steps=2, width=64, height=48, **extra):
+    return {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": TINY_UNET, "weight_dtype": "default"}},
+        "2": {"class_type": "VAELoader", "inputs": {"vae_name": TINY_VAE}},
+        "3": {"class_type": "RTVTest_TextConditioning", "inputs": {"text": "a red fox", "tokens": 16}},
+        "4": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["3", 0]}},
+        "5": {"class_type": "RTV_StreamingSampler", "inputs": {
+            "model": ["1", 0], "positive": ["3", 0], "negative": ["4", 0], "vae": ["2", 0], "width": width,
+            "height": height, "total_frames": total, "chunk_frames": chunk, "overlap_frames": overlap, "seed": seed,
+            "steps": steps, "cfg": 2.0, "sampler_name": "euler", "scheduler": "simple",
+            "overlap_mode": "pinned_latents", "anchor_strength": 0.0, "drift_correction": 0.0,
+            "chunk_save_prefix": f"rtv_stream/{prefix}", **extra}},
+        "6": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["5", 0], "filename_prefix": f"rtv_stream/{prefix}",
+                                                           "fps": 16.0, "lossless": False, "quality": 80,
+                                                           "method": "default"}},
+        "7": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 1], "filename_prefix": f"rtv_stream/{prefix}"}},
+    }
+
+
+def report_of(result):
+    return json.loads(result.text("5")[0])
+
+
+def chunk_latents(server, report):
+    paths = [server.output_dir / p.replace(".webp", ".latent") for p in report["saved_chunks"]]
+    return [load_file(str(p))["latent_tensor"] for p in paths]
+
+
+@pytest.mark.parametrize(("total", "chunk", "overlap", "expected"), [(17, 9, 5, 17), (21, 9, 1, 25), (30, 13, 5, 37)])
+def test_total_frame_count_is_exact(server, total, chunk, overlap, expected):
+    result = server.run(stream_graph(total, chunk, overlap, prefix=f"count{total}_{chunk}_{overlap}"))
+    report = report_of(result)
+    assert report["frames"] == expected
+    assert webp_frame_count(result.files("6")[0]) == expected
+    latent = load_file(str(result.files("7", "latents")[0]))["latent_tensor"]
+    assert latent.shape[2] == (expected - 1) // 4 + 1
+
+
+def test_pinned_overlap_latents_equal_the_previous_chunks_and_seed_repeats(server):
+    first = server.run(stream_graph(25, 9, 5, prefix="pinned_a"))
+    again = server.run(stream_graph(25, 9, 5, prefix="pinned_b"))
+    report = report_of(first)
+    chunks = chunk_latents(server, report)
+    a, m = 2, 1  # 9 frames -> 3 latents, overlap 5 -> m = 1
+    assert len(chunks) == 5
+    for prev, cur in zip(chunks, chunks[1:]):
+        assert (cur[:, :, 1:m + 1] == prev[:, :, a - m + 1:a + 1]).all()
+    assert report["global_latent_offsets"] == [0, 1, 2, 3, 4]
+    assert report["seeds"] == [11, 12, 13, 14, 15]
+    one = load_file(str(first.files("7", "latents")[0]))["latent_tensor"]
+    two = load_file(str(again.files("7", "latents")[0]))["latent_tensor"]
+    assert (one == two).all()
+
+
+def test_working_memory_does_not_grow_with_length(server):
+    four = report_of(server.run(stream_graph(21, 9, 5, prefix="mem4", steps=1)))
+    sixteen = report_of(server.run(stream_graph(69, 9, 5, prefix="mem16", steps=1)))
+    assert four["chunks"] == 4 and sixteen["chunks"] == 16
+    assert sixteen["peak_working_bytes"] <= 1.10 * four["peak_working_bytes"]
+
+
+def test_anchor_and_drift_correction_run_and_change_the_video(server):
+    plain = server.run(stream_graph(17, 9, 5, prefix="anchor_off"))
+    anchored = server.run(stream_graph(17, 9, 5, prefix="anchor_on", anchor_strength=0.5, drift_correction=0.5))
+    one = load_file(str(plain.files("7", "latents")[0]))["latent_tensor"]
+    two = load_file(str(anchored.files("7", "latents")[0]))["latent_tensor"]
+    assert one.shape == two.shape
+    assert (one[:, :, :3] == two[:, :, :3]).all()  # chunk 0 has no anchor before it
+    assert not (one[:, :, 3:] == two[:, :, 3:]).all()
+
+
+def test_interrupt_keeps_finished_chunks_and_the_server_healthy(server):
+    prompt_id = server.submit(stream_graph(4 * 60 + 9, 9, 5, prefix="interrupted", steps=3))
+    saved = []
+    t0 = time.time()
+    while time.time() - t0 < 120 and len(saved) < 2:
+        saved = sorted((server.output_dir / "rtv_stream").glob("interrupted_chunk*.webp"))
+        time.sleep(0.2)
+    assert len(saved) >= 2, "no chunk finished within 120 s"
+    server.post("/interrupt", {})
+    history = server.wait(prompt_id, timeout=120)
+    assert history.status == "error"
+    assert history.messages("execution_interrupted")
+    after = sorted((server.output_dir / "rtv_stream").glob("interrupted_chunk*.webp"))
+    assert len(after) >= len(saved) and len(after) < 61
+    assert all(p.with_suffix(".latent").is_file() for p in after)
+    assert server.run(stream_graph(17, 9, 5, prefix="after_interrupt")).status == "success"
+
+
+def test_bad_settings_fail_with_a_message_that_says_what_to_change(server):
+    result = server.run(stream_graph(17, 9, 5, prefix="bad", width=72), expect_success=False)
+    message = result.messages("execution_error")[0]["exception_message"]
+    assert "multiples of 16" in message

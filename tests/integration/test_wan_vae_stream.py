@@ -1,0 +1,23 @@
+"""Chunk-wise decoding with the causal cache equals ComfyUI's one-piece VAE decode (no VAE seam)."""
+
+import torch
+
+import comfy.sd
+import comfy.utils
+from rtv.sampling.wan_vae_stream import StreamingWanDecoder
+from tiny_models import REPO, WAN21_VAE, tiny_name
+
+VAE_PATH = REPO / ".host" / "models" / "vae" / tiny_name(WAN21_VAE)
+
+
+def test_streaming_decode_is_identical_to_one_decode():
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH)))
+    latents = torch.randn(1, 16, 7, 6, 8, generator=torch.Generator().manual_seed(0))
+    whole = vae.decode(latents).reshape(-1, 48, 64, 3)
+    decoder = StreamingWanDecoder(vae)
+    assert StreamingWanDecoder.supports(vae)
+    parts = [decoder.push(latents[:, :, :3]), decoder.push(latents[:, :, 3:4]), decoder.push(latents[:, :, 4:])]
+    streamed = torch.cat(parts)
+    assert [p.shape[0] for p in parts] == [9, 4, 12]
+    assert streamed.shape == whole.shape == (25, 48, 64, 3)
+    assert torch.equal(streamed, whole)
