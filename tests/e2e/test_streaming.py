@@ -4,9 +4,8 @@ import json
 import time
 
 import pytest
-from safetensors.torch import load_file
-
 from comfy_host import webp_frame_count
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.e2e
 

@@ -1,11 +1,11 @@
 """Chunk-wise decoding with the causal cache equals ComfyUI's one-piece VAE decode (no VAE seam)."""
 
-import torch
-
 import comfy.sd
 import comfy.utils
-from rtv.sampling.wan_vae_stream import StreamingWanDecoder
+import torch
 from tiny_models import REPO, WAN21_VAE, tiny_name
+
+from rtv.sampling.wan_vae_stream import StreamingWanDecoder
 
 VAE_PATH = REPO / ".host" / "models" / "vae" / tiny_name(WAN21_VAE)
 
