@@ -1,0 +1,140 @@
+"""Kernel block sizes chosen once per machine and kept on disk across processes.
+
+Upstream MonarchRT re-tunes its Triton kernels for every key length in every new process (about
+20 s each, seven key lengths per Self-Forcing video). Here a kernel configuration is measured once
+per *shape class* (device, Triton version, dtype, tile sizes, head dim and kernel variant; never the
+number of key tiles, which changes only the loop length) and stored in a JSON file, so later
+processes start at full speed.
+
+Plain Python (no Triton, no CUDA), so it is testable anywhere. The timing function is passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+CACHE_DIR_ENV = "RTV_CACHE_DIR"
+"""Overrides the cache folder (default ``~/.cache/comfyui-realtimevideo``)."""
+
+AUTOTUNE_ENV = "RTV_MONARCH_AUTOTUNE"
+"""Set to ``0`` to skip measuring and use each kernel's first (default) configuration."""
+
+CACHE_FILE_NAME = "monarch_autotune.json"
+CACHE_FORMAT = 1
+"""Bumped when the meaning of stored entries changes; entries of other formats are ignored."""
+
+Config = dict[str, int]
+
+
+def default_cache_path() -> Path:
+    root = os.environ.get(CACHE_DIR_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "comfyui-realtimevideo"
+    )
+    return Path(root) / CACHE_FILE_NAME
+
+
+def autotune_enabled() -> bool:
+    return os.environ.get(AUTOTUNE_ENV, "1") != "0"
+
+
+class AutotuneCache:
+    """A JSON map ``key -> best config``; reads once, merges with the file on every write.
+
+    Writes go through a temporary file and ``os.replace`` so a reader never sees half a file; a
+    concurrent writer at worst loses one entry, which is measured again next time.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_cache_path()
+        self._entries: dict[str, Config] | None = None
+        self._lock = threading.Lock()
+
+    def _read_file(self) -> dict[str, Config]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):  # unreadable or corrupt: start over rather than fail the run
+            return {}
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            return {}
+        entries = data.get("entries", {})
+        return {k: v for k, v in entries.items() if isinstance(v, dict)}
+
+    def get(self, key: str) -> Config | None:
+        with self._lock:
+            if self._entries is None:
+                self._entries = self._read_file()
+            return self._entries.get(key)
+
+    def put(self, key: str, config: Config) -> None:
+        with self._lock:
+            entries = self._read_file()
+            entries.update(self._entries or {})
+            entries[key] = dict(config)
+            self._entries = entries
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".autotune-", suffix=".json")
+                with os.fdopen(fd, "w") as f:
+                    json.dump({"format": CACHE_FORMAT, "entries": entries}, f, indent=1, sort_keys=True)
+                os.replace(tmp, self.path)
+            except OSError:
+                # A read-only home still runs at full speed within the process (entries stay in memory).
+                pass
+
+
+_shared_cache: AutotuneCache | None = None
+
+
+def shared_cache() -> AutotuneCache:
+    """The process-wide cache at :func:`default_cache_path` (re-created if the env var changed)."""
+    global _shared_cache
+    if _shared_cache is None or _shared_cache.path != default_cache_path():
+        _shared_cache = AutotuneCache()
+    return _shared_cache
+
+
+def pick_config(
+    key: str,
+    candidates: Sequence[Config],
+    measure_ms: Callable[[Config], float],
+    cache: AutotuneCache | None = None,
+) -> Config:
+    """The stored config for ``key``, else the fastest candidate by ``measure_ms`` (then stored).
+
+    A candidate that fails (e.g. too much shared memory on this GPU) is skipped. With autotuning
+    off (``RTV_MONARCH_AUTOTUNE=0``) the first candidate is used and nothing is stored.
+    """
+    if not candidates:
+        raise ValueError("pick_config needs at least one candidate")
+    cache = cache or shared_cache()
+    stored = cache.get(key)
+    if stored is not None and any(stored == dict(c) for c in candidates):
+        return dict(stored)
+    if not autotune_enabled():
+        return dict(candidates[0])
+    best, best_ms, errors = None, math.inf, []
+    for candidate in candidates:
+        try:
+            ms = measure_ms(dict(candidate))
+        except Exception as error:  # noqa: BLE001 - a config that cannot compile/launch is simply not a choice
+            errors.append(f"{candidate}: {type(error).__name__}: {error}")
+            continue
+        if ms < best_ms:
+            best, best_ms = dict(candidate), ms
+    if best is None:
+        raise RuntimeError(f"Monarch autotune: no candidate ran for {key}: " + " | ".join(errors))
+    cache.put(key, best)
+    return best
+
+
+def describe(entry: dict[str, Any]) -> str:
+    return ",".join(f"{k}={entry[k]}" for k in sorted(entry))

@@ -1,0 +1,452 @@
+"""Triton backend of Monarch attention: checks, block sizes, scratch, launches, and the opaque op.
+
+The meaning is ``reference.monarch_attention_reference``; the kernels are split by stage:
+
+* ``triton_local``  exact local tiles (dense over nearby key tiles), when ``exact_local >= 0``;
+* ``triton_stage1`` the R softmax per (query tile, key tile, key row) -> aL, cL (and Y when final);
+* ``triton_stage2`` the L softmax per (query tile, query column) -> the output, or (``refine``,
+  non-final iterations) the next iteration's queries aR.
+
+Per iteration the intermediates aL, Y (input dtype) and cL (float32) go through GPU memory: for one
+query tile they are ``key_tiles`` times the size of a tile of K. Query tiles are processed in
+chunks so this scratch stays under ``RTV_MONARCH_SCRATCH_MB`` (default 1024). Why two stages rather
+than one fused kernel: bench/notes_monarch_triton.md.
+
+The whole forward is one ``torch.library.custom_op`` (``rtv_monarch::forward``) with a fake
+implementation, so torch.compile sees a single opaque op. Block sizes are tuned once per shape
+class and kept on disk (``autotune_cache``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import triton
+from torch import Tensor
+
+from . import MonarchBackend, register_backend
+from .autotune_cache import Config, pick_config
+from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
+from .triton_local import monarch_local_kernel
+from .triton_stage1 import monarch_stage1_kernel
+from .triton_stage2 import monarch_refine_kernel, monarch_stage2_kernel
+from .triton_tiles import geometry_args
+
+LOG2E = 1.4426950408889634
+"""Kernels work in log2 units (exp2 is the fast instruction): logits are pre-multiplied by this."""
+
+SCRATCH_ENV = "RTV_MONARCH_SCRATCH_MB"
+DEFAULT_SCRATCH_MB = 1024
+
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+HEAD_DIMS = (16, 32, 64, 128, 256)
+"""Power-of-two head dims (a Triton block dimension); 16 is the tensor-core minimum."""
+
+MIN_BLOCK = 16
+"""Smallest block along a dot's reduction dimension that the tensor cores take."""
+
+MAX_ROWS_PER_TILE = 256
+"""Stage 2 keeps all b1 rows of a query column in one block (its accumulator is b1 x D floats)."""
+
+MAX_GRID_DIM = 65535
+"""CUDA limit on grid dimensions 1 and 2 (key rows of the stage-1 grid, and heads x batch)."""
+
+MAX_BLOCK_I = 128
+"""Key columns per stage-1 block; wider tiles loop with an online softmax."""
+
+PAD_WASTE_FOR_SMALL_I = 1.3
+"""When padding b2 to a power of two wastes more than this factor, also try 32-column blocks."""
+
+TUNE_WARMUP_MS = 10
+TUNE_REP_MS = 40
+
+
+def _next_pow2(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
+
+
+# --------------------------------------------------------------------------------------------
+# Which calls the kernels serve
+# --------------------------------------------------------------------------------------------
+
+
+def unsupported(
+    q: Tensor, k: Tensor, v: Tensor, layout: MonarchLayout, iterations: int, exact_local: int
+) -> str | None:
+    """None when the Triton kernels serve this call, else why not (the dispatcher falls back)."""
+    if not (q.is_cuda and k.is_cuda and v.is_cuda):
+        return "the Triton kernels need CUDA tensors"
+    if not (q.device == k.device == v.device):
+        return f"q, k, v are on different devices ({q.device}, {k.device}, {v.device})"
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        return "q, k, v must be [batch, heads, tokens, head_dim]"
+    if q.dtype not in SUPPORTED_DTYPES or not (q.dtype == k.dtype == v.dtype):
+        return (
+            f"dtypes must be one of float16, bfloat16, float32 and equal, got {q.dtype}, {k.dtype}, {v.dtype}"
+        )
+    head_dim = q.shape[-1]
+    if head_dim not in HEAD_DIMS or k.shape[-1] != head_dim or v.shape[-1] != head_dim:
+        return f"head_dim must be one of {HEAD_DIMS} for q, k and v, got {q.shape[-1]}, {k.shape[-1]}, {v.shape[-1]}"
+    if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3]:
+        return "q, k, v must share batch and heads, k and v the tokens"
+    if int(iterations) != iterations or iterations < 1:
+        return f"iterations must be an int >= 1, got {iterations!r}"
+    if int(exact_local) != exact_local or exact_local < EXACT_LOCAL_OFF:
+        return f"exact_local must be -1 or >= 0, got {exact_local!r}"
+    if layout.b1 > MAX_ROWS_PER_TILE:
+        return (
+            f"a tile has b1={layout.b1} rows (tile_frames x h / h_split), the kernels take at most "
+            f"{MAX_ROWS_PER_TILE}: raise h_split or lower tile_frames"
+        )
+    if layout.key_tiles * layout.b1 > MAX_GRID_DIM or q.shape[0] * q.shape[1] > MAX_GRID_DIM:
+        return "too many key rows or heads for one launch"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------------------------
+
+
+def stage1_candidates(b2: int) -> list[Config]:
+    block_i = min(max(MIN_BLOCK, _next_pow2(b2)), MAX_BLOCK_I)
+    configs = [
+        {"BLOCK_P": 64, "BLOCK_I": block_i, "num_warps": 4, "num_stages": 2},
+        {"BLOCK_P": 128, "BLOCK_I": block_i, "num_warps": 8, "num_stages": 2},
+        {"BLOCK_P": 128, "BLOCK_I": block_i, "num_warps": 4, "num_stages": 2},
+    ]
+    if block_i > 32 and block_i / b2 > PAD_WASTE_FOR_SMALL_I:
+        configs += [
+            {"BLOCK_P": 128, "BLOCK_I": 32, "num_warps": 4, "num_stages": 3},
+            {"BLOCK_P": 64, "BLOCK_I": 32, "num_warps": 4, "num_stages": 3},
+        ]
+    return configs
+
+
+STAGE2_CANDIDATES: list[Config] = [
+    {"BLOCK_C": 64, "num_warps": 4, "num_stages": 2},
+    {"BLOCK_C": 64, "num_warps": 4, "num_stages": 3},
+    {"BLOCK_C": 128, "num_warps": 8, "num_stages": 2},
+    {"BLOCK_C": 32, "num_warps": 4, "num_stages": 3},
+]
+
+REFINE_CANDIDATES: list[Config] = [
+    {"BLOCK_C": 64, "num_warps": 4, "num_stages": 2},
+    {"BLOCK_C": 32, "num_warps": 4, "num_stages": 2},
+    {"BLOCK_C": 128, "num_warps": 8, "num_stages": 2},
+]
+
+LOCAL_CANDIDATES: list[Config] = [
+    {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2},
+    {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2},
+    {"BLOCK_M": 128, "BLOCK_N": 32, "num_warps": 4, "num_stages": 3},
+]
+
+
+@functools.cache
+def _device_tag(index: int) -> str:
+    return f"{torch.cuda.get_device_name(index)}|triton={triton.__version__}"
+
+
+def _tune_key(q: Tensor, kernel: str, **shape: object) -> str:
+    device = _device_tag(q.device.index or 0) if q.is_cuda else f"{q.device.type}|triton={triton.__version__}"
+    parts = ",".join(f"{k}={v}" for k, v in sorted(shape.items()))
+    return f"{device}|{kernel}|{str(q.dtype).removeprefix('torch.')}|{parts}"
+
+
+def _choose(key: str, candidates: list[Config], launch: Callable[[Config], None]) -> Config:
+    """Tune ``launch`` over ``candidates`` once per key (in memory and on disk)."""
+    chosen = _chosen.get(key)
+    if chosen is None:
+        if not torch.cuda.is_available():  # Triton's interpreter (CPU development): no timing
+            chosen = dict(candidates[0])
+        else:
+
+            def measure(config: Config) -> float:
+                return triton.testing.do_bench(
+                    lambda: launch(config), warmup=TUNE_WARMUP_MS, rep=TUNE_REP_MS, return_mode="median"
+                )
+
+            chosen = pick_config(key, candidates, measure)
+        _chosen[key] = chosen
+    return chosen
+
+
+_chosen: dict[str, Config] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# The forward pass
+# --------------------------------------------------------------------------------------------
+
+
+def _scratch_budget_bytes() -> int:
+    return int(float(os.environ.get(SCRATCH_ENV, DEFAULT_SCRATCH_MB)) * (1 << 20))
+
+
+def _query_tiles_per_chunk(
+    layout: MonarchLayout, groups: int, head_dim: int, elem: int, iterations: int
+) -> int:
+    nk = layout.key_tiles * layout.b1
+    per_pair = groups * layout.b2 * nk
+    per_tile = per_pair * (head_dim * elem * (2 + (iterations > 1)) + 4)
+    per_tile += groups * layout.b1 * layout.b2 * (head_dim + 1) * 4  # exact local output
+    return max(1, min(layout.query_tiles, _scratch_budget_bytes() // per_tile))
+
+
+@dataclass
+class _Plan:
+    """Everything the launches of one forward share (tensors, strides, scalars)."""
+
+    q: Tensor
+    k: Tensor
+    v: Tensor
+    out: Tensor
+    layout: MonarchLayout
+    qk_scale: float
+    exact_local: int
+    poison_scratch: bool
+
+    @property
+    def groups(self) -> int:
+        return self.q.shape[0] * self.q.shape[1]
+
+    @property
+    def head_dim(self) -> int:
+        return self.q.shape[-1]
+
+    @property
+    def has_local(self) -> bool:
+        return self.exact_local >= 0
+
+    @property
+    def key_rows(self) -> int:
+        return self.layout.key_tiles * self.layout.b1
+
+    def constexprs(self) -> dict[str, object]:
+        return {
+            "HEAD_DIM": self.head_dim,
+            "DOT_PRECISION": "ieee" if self.q.dtype == torch.float32 else "tf32",
+        }
+
+    def strides(self, x: Tensor) -> tuple[int, int, int]:
+        return x.stride(0), x.stride(1), x.stride(2)
+
+    def scratch(self, *shape: int, dtype: torch.dtype) -> Tensor:
+        if self.poison_scratch:
+            return torch.full(shape, float("nan"), dtype=dtype, device=self.q.device)
+        return torch.empty(shape, dtype=dtype, device=self.q.device)
+
+
+@dataclass
+class _Chunk:
+    """Scratch of one chunk of query tiles ``[first_tile, first_tile + tiles)``."""
+
+    first_tile: int
+    tiles: int
+    aL: Tensor
+    Y: Tensor
+    cL: Tensor
+    aR: Tensor
+    local_out: Tensor
+    local_lse: Tensor
+
+    @classmethod
+    def allocate(cls, plan: _Plan, first_tile: int, tiles: int, iterations: int) -> _Chunk:
+        lay, g, d, dtype = plan.layout, plan.groups, plan.head_dim, plan.q.dtype
+        aL = plan.scratch(g, tiles, lay.b2, plan.key_rows, d, dtype=dtype)
+        Y = plan.scratch(g, tiles, lay.b2, plan.key_rows, d, dtype=dtype)
+        cL = plan.scratch(g, tiles, lay.b2, plan.key_rows, dtype=torch.float32)
+        aR = plan.scratch(g, tiles, plan.key_rows, lay.b2, d, dtype=dtype) if iterations > 1 else aL
+        if plan.has_local:
+            local_out = plan.scratch(g, tiles, lay.b2, lay.b1, d, dtype=torch.float32)
+            local_lse = plan.scratch(g, tiles, lay.b2, lay.b1, dtype=torch.float32)
+        else:  # never read: the kernels only touch them when HAS_LOCAL
+            local_out = local_lse = cL
+        return cls(first_tile, tiles, aL, Y, cL, aR, local_out, local_lse)
+
+    def tile_args(self, plan: _Plan) -> tuple[int, int, int]:
+        return plan.q.shape[1], self.first_tile, self.tiles
+
+
+def _launch_local(plan: _Plan, chunk: _Chunk, config: Config) -> None:
+    lay = plan.layout
+    grid = (triton.cdiv(lay.b1 * lay.b2, config["BLOCK_M"]), chunk.tiles, plan.groups)
+    monarch_local_kernel[grid](
+        plan.q, plan.k, plan.v, chunk.local_out, chunk.local_lse,
+        *plan.strides(plan.q), *plan.strides(plan.k), *plan.strides(plan.v),
+        *chunk.tile_args(plan), lay.b1, lay.b2, *geometry_args(lay),
+        lay.query_group_offset, lay.key_groups, max(plan.exact_local, 0), plan.qk_scale,
+        **plan.constexprs(), **config,
+    )  # fmt: skip
+
+
+def _launch_stage1(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool, final: bool) -> None:
+    lay = plan.layout
+    grid = (triton.cdiv(chunk.tiles * lay.b2, config["BLOCK_P"]), plan.key_rows, plan.groups)
+    monarch_stage1_kernel[grid](
+        plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL,
+        *plan.strides(plan.q), *plan.strides(plan.k), *plan.strides(plan.v),
+        *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
+        lay.query_group_offset, max(plan.exact_local, 0), plan.qk_scale,
+        FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, **plan.constexprs(), **config,
+    )  # fmt: skip
+
+
+def _stage2_args(plan: _Plan, chunk: _Chunk) -> tuple:
+    lay = plan.layout
+    return (
+        *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
+        lay.query_group_offset, lay.key_groups, max(plan.exact_local, 0), plan.qk_scale,
+    )  # fmt: skip
+
+
+def _block_l(plan: _Plan) -> int:
+    return max(MIN_BLOCK, _next_pow2(plan.layout.b1))
+
+
+def _launch_stage2(plan: _Plan, chunk: _Chunk, config: Config) -> None:
+    monarch_stage2_kernel[(chunk.tiles * plan.layout.b2, plan.groups)](
+        plan.q, chunk.aL, chunk.Y, chunk.cL, chunk.local_out, chunk.local_lse, plan.out,
+        *plan.strides(plan.q), *plan.strides(plan.out), *_stage2_args(plan, chunk),
+        BLOCK_L=_block_l(plan), HAS_LOCAL=plan.has_local, **plan.constexprs(), **config,
+    )  # fmt: skip
+
+
+def _launch_refine(plan: _Plan, chunk: _Chunk, config: Config) -> None:
+    monarch_refine_kernel[(chunk.tiles * plan.layout.b2, plan.groups)](
+        plan.q, chunk.aL, chunk.cL, chunk.local_lse, chunk.aR,
+        *plan.strides(plan.q), *_stage2_args(plan, chunk),
+        BLOCK_L=_block_l(plan), HAS_LOCAL=plan.has_local, **plan.constexprs(), **config,
+    )  # fmt: skip
+
+
+def monarch_forward_into(
+    out: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    layout: MonarchLayout,
+    *,
+    iterations: int = 1,
+    scale: float | None = None,
+    exact_local: int = EXACT_LOCAL_OFF,
+    poison_scratch: bool = False,
+) -> Tensor:
+    """Write Monarch attention of q ``[B, H, Nq, D]`` against k, v into ``out`` (same shape as q).
+
+    ``poison_scratch`` fills the intermediates with NaN first (tests: every value read was written).
+    """
+    q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
+    head_dim = q.shape[-1]
+    scale = head_dim**-0.5 if scale is None else float(scale)
+    plan = _Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch)
+    lay = layout
+    chunk_tiles = _query_tiles_per_chunk(lay, plan.groups, head_dim, q.element_size(), iterations)
+    for first_tile in range(0, lay.query_tiles, chunk_tiles):
+        chunk = _Chunk.allocate(plan, first_tile, min(chunk_tiles, lay.query_tiles - first_tile), iterations)
+        if plan.has_local:
+            key = _tune_key(q, "local", d=head_dim, b1=lay.b1, b2=lay.b2)
+            launch = functools.partial(_launch_local, plan, chunk)
+            launch(_choose(key, LOCAL_CANDIDATES, launch))
+        for iteration in range(iterations):
+            first, final = iteration == 0, iteration == iterations - 1
+            key = _tune_key(
+                q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local
+            )
+            launch = functools.partial(_launch_stage1, plan, chunk, first=first, final=final)
+            launch(_choose(key, stage1_candidates(lay.b2), launch))
+            kernel, launch_fn, candidates = (
+                ("stage2", _launch_stage2, STAGE2_CANDIDATES)
+                if final
+                else ("refine", _launch_refine, REFINE_CANDIDATES)
+            )
+            key = _tune_key(q, kernel, d=head_dim, b1=lay.b1, local=plan.has_local)
+            launch = functools.partial(launch_fn, plan, chunk)
+            launch(_choose(key, candidates, launch))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The opaque op and the backend entry
+# --------------------------------------------------------------------------------------------
+
+OP_NAME = "rtv_monarch::forward"
+OP_SCHEMA = (
+    "(Tensor q, Tensor k, Tensor v, int frames, int height, int width, int tile_frames, int h_split, "
+    "int w_split, int iterations, float scale, int exact_local) -> Tensor"
+)
+
+
+def _forward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    frames: int,
+    height: int,
+    width: int,
+    tile_frames: int,
+    h_split: int,
+    w_split: int,
+    iterations: int,
+    scale: float,
+    exact_local: int,
+) -> Tensor:
+    layout = monarch_layout(
+        (frames, height, width),
+        q.shape[-2],
+        k.shape[-2],
+        tile_frames=tile_frames,
+        h_split=h_split,
+        w_split=w_split,
+    )
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    return monarch_forward_into(
+        out, q, k, v, layout, iterations=iterations, scale=scale, exact_local=exact_local
+    )
+
+
+def _forward_fake(q: Tensor, k: Tensor, v: Tensor, *args: object) -> Tensor:
+    return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+
+def _register_op() -> Callable[..., Tensor]:
+    """The op, registered once per process (the pack may be imported under two package names)."""
+    namespace, name = OP_NAME.split("::")
+    try:
+        return getattr(getattr(torch.ops, namespace), name)
+    except (AttributeError, RuntimeError):
+        pass
+    op = torch.library.custom_op(OP_NAME, _forward, mutates_args=(), schema=OP_SCHEMA)
+    op.register_fake(_forward_fake)
+    return op
+
+
+monarch_forward_op = _register_op()
+
+
+def run(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    layout: MonarchLayout,
+    *,
+    iterations: int = 1,
+    scale: float | None = None,
+    exact_local: int = EXACT_LOCAL_OFF,
+) -> Tensor:
+    """Backend entry used by ``monarch_attention``: one call of the opaque op."""
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    return monarch_forward_op(
+        q, k, v, layout.frames, layout.height, layout.width, layout.tile_frames, layout.h_split,
+        layout.w_split, int(iterations), scale, int(exact_local),
+    )  # fmt: skip
+
+
+register_backend(MonarchBackend("triton", run, unsupported))
+
+__all__ = ["monarch_forward_into", "monarch_forward_op", "run", "unsupported"]

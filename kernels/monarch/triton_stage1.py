@@ -1,0 +1,147 @@
+"""Stage 1 of Monarch attention: the R softmax and what it summarises (aL, cL, Y).
+
+Meaning (``reference.log_R``, ``reference.aL``, ``reference.cL``, ``reference.Y``): for query tile
+``m``, key tile ``n``, key row ``k`` and query column ``j``,
+
+    R[m,n,k,j,:] = softmax_i(scale * aR[m,n,k,j] . K[n,k,i])      over the b2 key columns i
+    aL[m,n,j,k]  = sum_i R K[n,k,i]          Y[m,n,j,k] = sum_i R V[n,k,i]
+    cL[m,n,j,k]  = sum_i R log R
+
+where ``aR`` is the (L-weighted mean) query: ``Q[m,k,j]`` in the first iteration (L = identity),
+else what ``triton_stage2.refine`` wrote.
+
+One program owns one key row ``(n, k)`` and a block of ``BLOCK_P`` (query tile, query column)
+pairs, flattened so that consecutive pairs run across query tiles: all of them meet the same b2 keys,
+and 52 columns would otherwise be padded to 64 (the flattened block wastes only its last partial
+block). The b2 key columns are streamed in ``BLOCK_I`` blocks with an online softmax (log2 units),
+usually a single block.
+
+Outputs go to scratch in the layout stage 2 streams: ``aL, Y [G, Mc, b2, key_tiles*b1, D]`` (input
+dtype, the operands of stage 2's tensor-core products) and ``cL [G, Mc, b2, key_tiles*b1]`` in
+float32 and log2 units (``sum_i R log2 R``), so stage 2 subtracts it from its log2 logits directly.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .triton_tiles import tile_row_token
+
+
+@triton.jit(do_not_specialize=["query_tile_first", "query_tiles", "key_tiles", "query_group_offset"])
+def monarch_stage1_kernel(
+    Q,
+    K,
+    V,
+    AR,
+    AL,
+    Y,
+    CL,
+    stride_qb,
+    stride_qh,
+    stride_qn,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    heads,
+    query_tile_first,
+    query_tiles,
+    key_tiles,
+    b1,
+    b2,
+    tiles_per_group,
+    w_split,
+    rows_per_frame,
+    tile_frames,
+    height,
+    width,
+    query_group_offset,
+    exact_local,
+    qk_scale,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    FIRST: tl.constexpr,
+    FINAL: tl.constexpr,
+    HAS_LOCAL: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    pid_p = tl.program_id(0)
+    pid_nk = tl.program_id(1)
+    g = tl.program_id(2)
+    n = pid_nk // b1
+    k = pid_nk % b1
+    pairs = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    m = pairs // b2  # query tile within this chunk
+    j = pairs % b2
+    active = pairs < query_tiles * b2
+    if HAS_LOCAL:
+        # Pairs whose key tile is attended exactly carry no Monarch mass: skip them.
+        query_group = query_group_offset + (query_tile_first + m) // tiles_per_group
+        active = active & (tl.abs(query_group - n // tiles_per_group) > exact_local)
+    if tl.max(active.to(tl.int32), 0) == 0:
+        return
+    batch = g // heads
+    head = g % heads
+    d = tl.arange(0, HEAD_DIM)
+    nk = key_tiles * b1
+
+    if FIRST:
+        q_token = tile_row_token(
+            query_tile_first + m, k, tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, b2
+        )
+        q_base = Q + batch.to(tl.int64) * stride_qb + head.to(tl.int64) * stride_qh
+        q_ptrs = q_base + (q_token + j).to(tl.int64)[:, None] * stride_qn + d[None, :]
+    else:
+        ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
+        q_ptrs = AR + ar_row[:, None] * HEAD_DIM + d[None, :]
+    q = tl.load(q_ptrs, mask=active[:, None], other=0.0)
+
+    key_row = tile_row_token(n, k, tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, b2)
+    k_base = K + batch.to(tl.int64) * stride_kb + head.to(tl.int64) * stride_kh
+    v_base = V + batch.to(tl.int64) * stride_vb + head.to(tl.int64) * stride_vh
+
+    m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_P], tl.float32)
+    pz_i = tl.zeros([BLOCK_P], tl.float32)  # sum of p * z, for the entropy term
+    acc_al = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
+    acc_y = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
+    for i0 in range(0, b2, BLOCK_I):
+        i = i0 + tl.arange(0, BLOCK_I)
+        i_valid = i < b2
+        token = (key_row + i).to(tl.int64)
+        keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
+        z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
+        z = tl.where(i_valid[None, :], z, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(z, 1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(z - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        pz_i = pz_i * alpha + tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
+        acc_al = tl.dot(p.to(keys.dtype), keys, acc_al * alpha[:, None], input_precision=DOT_PRECISION)
+        if FINAL:
+            values = tl.load(
+                v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
+            )
+            acc_y = tl.dot(p.to(values.dtype), values, acc_y * alpha[:, None], input_precision=DOT_PRECISION)
+        m_i = m_new
+
+    # sum_i R log2 R with log2 R = z - m - log2(l): the R-weighted mean of z minus the log2-normaliser.
+    cL2 = pz_i / l_i - m_i - tl.log2(l_i)
+    out_row = ((g * query_tiles + m).to(tl.int64) * b2 + j) * nk + n * b1 + k
+    tl.store(CL + out_row, cL2, mask=active)
+    tl.store(
+        AL + out_row[:, None] * HEAD_DIM + d[None, :],
+        (acc_al / l_i[:, None]).to(AL.dtype.element_ty),
+        mask=active[:, None],
+    )
+    if FINAL:
+        tl.store(
+            Y + out_row[:, None] * HEAD_DIM + d[None, :],
+            (acc_y / l_i[:, None]).to(Y.dtype.element_ty),
+            mask=active[:, None],
+        )
