@@ -283,24 +283,22 @@ def inverse_search(
         [grid.unfold(init_flow[:, c : c + 1]).mean(dim=1, keepdim=True) for c in range(2)], dim=1
     )
     patch_flow = patch_init
-    initial_ssd = None
+    initial_residual = None
     for _ in range(iterations):
         residual = _centred(_sample_patches(grey_b, positions, patch_flow), mean_normalization) - template
-        if initial_ssd is None:
-            initial_ssd = residual.square().sum(dim=1)
+        if initial_residual is None:
+            initial_residual = residual
         b_x = (gx * residual).sum(dim=1)
         b_y = (gy * residual).sum(dim=1)
         step = torch.stack(((h_yy * b_x - h_xy * b_y) / det, (h_xx * b_y - h_xy * b_x) / det), dim=1)
         patch_flow = patch_flow - step
 
     residual = _centred(_sample_patches(grey_b, positions, patch_flow), mean_normalization) - template
-    final_ssd = residual.square().sum(dim=1)
+    worse = residual.square().sum(dim=1) > initial_residual.square().sum(dim=1)
     wandered = (patch_flow - patch_init).square().sum(dim=1) > grid.patch_size**2
-    keep_init = (final_ssd > initial_ssd) | wandered
-    if bool(keep_init.any()):
-        patch_flow = torch.where(keep_init.unsqueeze(1), patch_init, patch_flow)
-        reverted = _centred(_sample_patches(grey_b, positions, patch_init), mean_normalization) - template
-        residual = torch.where(keep_init.unsqueeze(1), reverted, residual)
+    keep_init = (worse | wandered).unsqueeze(1)
+    patch_flow = torch.where(keep_init, patch_init, patch_flow)
+    residual = torch.where(keep_init, initial_residual, residual)
     return patch_flow, residual
 
 

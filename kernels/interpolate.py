@@ -22,6 +22,8 @@ For frames ``a`` (t = 0) and ``b`` (t = 1) and a time t in [0, 1]:
    own frame and ``HOLE_WEIGHT`` where the flow was filled in. So a region seen in one frame only
    comes from that frame, and where both sides are unsure the result falls back to the plain
    time-weighted blend of the two warps.
+5. A pair whose flow is trustworthy on less than ``MIN_VALID_FRACTION`` of either frame (a scene
+   cut, unrelated keyframes) is crossfaded, ``(1 - t) a + t b``, rather than warped.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ from .warp import PHOTOMETRIC_THRESHOLD, backward_warp, flow_validity, pixel_gri
 OCCLUDED_WEIGHT = 1e-2
 # Relative blend weight of a hole-filled intermediate flow: a guess, used where both sides guess.
 HOLE_WEIGHT = 1e-4
-# Z-buffer key layout (int64): [visible in both frames: 1 bit][bilinear weight: 16 bits][source index: 32 bits].
+# A pair where less than this fraction of either frame has a trustworthy flow is not one scene in
+# motion (a cut, a flash, unrelated keyframes): it is crossfaded instead of warped.
+MIN_VALID_FRACTION = 0.25
+# Z-buffer key layout (int64), most significant first:
+# [visible in both frames: 1 bit][bilinear weight: 16 bits][source index: 32 bits].
 _INDEX_BITS = 32
 _WEIGHT_BITS = 16
 _WEIGHT_LEVELS = (1 << _WEIGHT_BITS) - 1
@@ -87,9 +93,10 @@ def splat_intermediate_flow(
         quantised = torch.round(weight_x * weight_y * _WEIGHT_LEVELS).long()
         x = base[:, 0:1] + dx
         y = base[:, 1:2] + dy
-        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-        # Pixels landing outside the frame go to a dummy slot past the end.
-        targets.append(torch.where(inside, y * width + x, height * width))
+        # Corners outside the frame, or that the landing point does not touch, go to a dummy slot
+        # past the end (a zero-weight corner must not count as covered).
+        touched = (x >= 0) & (x < width) & (y >= 0) & (y < height) & (quantised > 0)
+        targets.append(torch.where(touched, y * width + x, height * width))
         keys.append(payload | (quantised << _INDEX_BITS))
     keys = torch.cat(keys, dim=1).flatten(1)
     targets = torch.cat(targets, dim=1).flatten(1)
@@ -129,7 +136,8 @@ def push_pull_fill(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
 
 
 def visibility_weight(source_visible: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
-    """Blend confidence of one side: 1 seen in both frames, OCCLUDED_WEIGHT own frame only, HOLE_WEIGHT filled."""
+    """Blend confidence of one side: 1 if its source is seen in both frames, OCCLUDED_WEIGHT if only
+    in its own frame, HOLE_WEIGHT where the intermediate flow was filled in."""
     confident = torch.where(source_visible, 1.0, OCCLUDED_WEIGHT)
     return torch.where(covered, confident, HOLE_WEIGHT)
 
@@ -171,6 +179,9 @@ def interpolate_from_flows(
     weight_a = (1.0 - t_col) * visibility_weight(visible_a, covered_a)
     weight_b = t_col * visibility_weight(visible_b, covered_b)
     blended = (weight_a * from_a + weight_b * from_b) / (weight_a + weight_b)
+    valid_fraction = torch.minimum(valid_a.float().mean(dim=(1, 2, 3)), valid_b.float().mean(dim=(1, 2, 3)))
+    is_cut = per_time(valid_fraction < MIN_VALID_FRACTION).view(-1, 1, 1, 1)
+    blended = torch.where(is_cut, (1.0 - t_col) * frames_a + t_col * frames_b, blended)
     # Exact end points: no resampling blur at t = 0 or 1.
     blended = torch.where(t_col == 0.0, frames_a, torch.where(t_col == 1.0, frames_b, blended))
     return blended.view(batch, steps, *a.shape[1:]).to(a.dtype)

@@ -63,7 +63,7 @@ def sample_at(
 def backward_warp(
     image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border"
 ) -> torch.Tensor:
-    """Return ``image(p + flow(p))``: pulls ``image`` back along ``flow`` (``backward_warp(b, flow(a, b)) ~ a``).
+    """Return ``image(p + flow(p))``: pull ``image`` back along ``flow`` (so ``warp(b, flow(a, b)) ~ a``).
 
     ``image`` is ``[B, C, H, W]``; ``flow`` is ``[B, 2, H, W]`` (or ``[1, 2, H, W]``, broadcast).
     """

@@ -53,15 +53,33 @@ class SinusoidTexture:
         std = torch.sqrt((raw**2).sum(dim=1, keepdim=True) / 2)
         return SinusoidTexture(frequencies, phases, raw * (TEXTURE_STD / std))
 
-    def render(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Evaluate at texture coordinates ``x, y`` (``[H, W]`` float64) -> ``[C, H, W]`` float32."""
-        arg = (
-            x.unsqueeze(0).unsqueeze(0) * self.frequencies[..., 0, None, None]
-            + y.unsqueeze(0).unsqueeze(0) * self.frequencies[..., 1, None, None]
-        )
-        waves = torch.sin(2 * math.pi * arg + self.phases[..., None, None])
-        value = 0.5 + (self.amplitudes[..., None, None] * waves).sum(dim=1)
-        return value.clamp(0.0, 1.0).float()
+    def render_affine(
+        self, matrix: torch.Tensor, offset: tuple[float, float], height: int, width: int
+    ) -> torch.Tensor:
+        """Evaluate at texture coordinates ``matrix @ (x, y) + offset`` of every pixel centre (x, y).
+
+        Returns ``[C, H, W]`` float32. The phase of each wave is affine in (x, y), so
+        ``sin(kx x + ky y + c) = sin(kx x + c) cos(ky y) + cos(kx x + c) sin(ky y)`` turns the sum
+        over waves into two small matrix products (exact, float64, and fast).
+        """
+        matrix = torch.as_tensor(matrix, dtype=torch.float64)
+        fx, fy = self.frequencies[..., 0], self.frequencies[..., 1]
+        # Phase = 2 pi (f . (M p + o)) + phase = kx x + ky y + c.
+        kx = 2 * math.pi * (fx * matrix[0, 0] + fy * matrix[1, 0])
+        ky = 2 * math.pi * (fx * matrix[0, 1] + fy * matrix[1, 1])
+        c = 2 * math.pi * (fx * offset[0] + fy * offset[1]) + self.phases
+        xs = torch.arange(width, dtype=torch.float64)
+        ys = torch.arange(height, dtype=torch.float64)
+        along_x = kx.unsqueeze(-1) * xs + c.unsqueeze(-1)  # [C, N, W]
+        along_y = ky.unsqueeze(-1) * ys  # [C, N, H]
+        amp = self.amplitudes.unsqueeze(-1)
+        value = torch.cos(along_y).transpose(1, 2) @ (amp * torch.sin(along_x))
+        value = value + torch.sin(along_y).transpose(1, 2) @ (amp * torch.cos(along_x))
+        return (0.5 + value).clamp(0.0, 1.0).float()
+
+    def render_shifted(self, shift: tuple[float, float], size: int) -> torch.Tensor:
+        """The texture moved by ``shift`` px: pixel p shows texture(p - shift)."""
+        return self.render_affine(torch.eye(2), (-shift[0], -shift[1]), size, size)
 
 
 def pixel_centres(size: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,17 +105,16 @@ def affine_pair(
     texture = SinusoidTexture.random(seed)
     x, y = pixel_centres(size)
     centre = (size - 1) / 2.0
-    matrix = matrix.to(torch.float64)
-    # phi^-1(q) = c + M^-1 (q - c - shift)
+    matrix = torch.as_tensor(matrix, dtype=torch.float64)
+    # b(q) = texture(phi^-1(q)) with phi^-1(q) = M^-1 q + (c - M^-1 (c + shift)).
     inverse = torch.linalg.inv(matrix)
-    qx, qy = x - centre - shift[0], y - centre - shift[1]
-    src_x = centre + inverse[0, 0] * qx + inverse[0, 1] * qy
-    src_y = centre + inverse[1, 0] * qx + inverse[1, 1] * qy
+    origin = torch.tensor([centre + shift[0], centre + shift[1]], dtype=torch.float64)
+    offset = torch.tensor([centre, centre], dtype=torch.float64) - inverse @ origin
     px, py = x - centre, y - centre
     flow_x = centre + matrix[0, 0] * px + matrix[0, 1] * py + shift[0] - x
     flow_y = centre + matrix[1, 0] * px + matrix[1, 1] * py + shift[1] - y
-    a = texture.render(x, y).unsqueeze(0)
-    b = texture.render(src_x, src_y).unsqueeze(0)
+    a = texture.render_affine(torch.eye(2), (0.0, 0.0), size, size).unsqueeze(0)
+    b = texture.render_affine(inverse, (float(offset[0]), float(offset[1])), size, size).unsqueeze(0)
     flow = torch.stack((flow_x, flow_y)).float().unsqueeze(0)
     return FlowCase(a, b, flow)
 
@@ -164,11 +181,10 @@ class MovingObjectScene:
         """The frame at time ``t`` (0 = a, 1 = b): ``[3, H, W]``."""
         background = SinusoidTexture.random(self.seed)
         foreground = SinusoidTexture.random(self.seed + 1000)
-        x, y = pixel_centres(self.size)
         bx, by = self.background_motion
         ox, oy = self.object_motion
-        back = background.render(x - t * bx, y - t * by)
-        front = foreground.render(x - t * ox, y - t * oy)
+        back = background.render_shifted((t * bx, t * by), self.size)
+        front = foreground.render_shifted((t * ox, t * oy), self.size)
         coverage = self.coverage(t)
         return coverage * front + (1.0 - coverage) * back
 
