@@ -15,6 +15,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +27,10 @@ BUILDER_VERSION = "1"  # bump when a tiny model's architecture or seed changes: 
 WAN21_T2V_1_3B = "wan2.1_t2v_1.3B_fp16.safetensors"
 WAN21_VAE = "wan_2.1_vae.safetensors"
 UMT5_XXL = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+# Wan 2.1 Fun-Camera (VideoX-Fun v1.1 control-camera 1.3B), as ComfyUI's own Fun-Camera template names it.
+WAN21_FUN_CAMERA_1_3B = "wan2.1_fun_camera_v1.1_1.3B_bf16.safetensors"
+# The start image of shipped image-to-video workflows: ComfyUI ships input/example.png.
+EXAMPLE_IMAGE = "example.png"
 
 # Tiny DiT: two heads of the real head_dim 128 (ComfyUI derives num_heads = dim // 128).
 TINY_WAN_DIM = 256
@@ -106,6 +111,16 @@ def build_wan21_t2v(path: Path) -> None:
     save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": "tiny random Wan 2.1 T2V for tests"})
 
 
+def build_wan21_fun_camera(path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    # control_adapter.* and img_emb.* make ComfyUI's model_detection pick WAN21_Camera.
+    sd = tiny_wan_state_dict("camera", seed=2, dtype=torch.bfloat16)
+    note = "tiny random Wan 2.1 Fun-Camera for tests"
+    save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": note})
+
+
 def build_wan21_vae(path: Path) -> None:
     from comfy.ldm.wan.vae import WanVAE
     from safetensors.torch import save_file
@@ -119,6 +134,7 @@ def build_wan21_vae(path: Path) -> None:
 
 TINY_MODELS = {
     ("diffusion_models", WAN21_T2V_1_3B): build_wan21_t2v,
+    ("diffusion_models", WAN21_FUN_CAMERA_1_3B): build_wan21_fun_camera,
     ("vae", WAN21_VAE): build_wan21_vae,
 }
 
@@ -174,6 +190,35 @@ def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_
     for nid in clip_loaders:
         del prompt[nid]
     return prompt
+
+
+def provide_input_images(api_prompt: dict, input_dir: Path, comfy_dir: Path | None = None) -> list[Path]:
+    """Put every image a ``LoadImage`` of the prompt names into the test server's ``input_dir``:
+    ComfyUI's own copy when it ships one (``input/example.png``), else a generated test picture."""
+    comfy_dir = Path(comfy_dir or os.environ.get("COMFYUI_PATH") or REPO / ".host" / "ComfyUI")
+    written = []
+    for node in api_prompt.values():
+        name = node["inputs"].get("image") if node["class_type"] == "LoadImage" else None
+        if not isinstance(name, str) or (Path(input_dir) / name).is_file():
+            continue
+        target = Path(input_dir) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shipped = comfy_dir / "input" / name
+        if shipped.is_file():
+            shutil.copy(shipped, target)
+        else:
+            _write_test_picture(target)
+        written.append(target)
+    return written
+
+
+def _write_test_picture(path: Path, width: int = 2 * TINY_WIDTH, height: int = 2 * TINY_HEIGHT) -> None:
+    import torch
+    from PIL import Image
+
+    y, x = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    rgb = torch.stack([x, y, 0.5 + 0.5 * torch.sin(12 * x * y)], dim=-1)
+    Image.fromarray((rgb * 255).round().byte().numpy()).save(path)
 
 
 def main() -> int:

@@ -94,8 +94,39 @@ class RTVTest_ReportAttentionCalls(io.ComfyNode):
         return io.NodeOutput(ui=ui.PreviewText(json.dumps(RTVTest_CountAttentionCalls.counts)))
 
 
+class RTVTest_SaveTensor(io.ComfyNode):
+    """Output node: writes any tensor input (e.g. a WAN_CAMERA_EMBEDDING) to the output folder as
+    safetensors under the key ``tensor``, so end-to-end tests can compare node outputs exactly."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RTVTest_SaveTensor",
+            display_name="Test Save Tensor (RTV tests only)",
+            category="RealtimeVideo/testing",
+            inputs=[io.AnyType.Input("value", tooltip="A torch tensor."),
+                    io.String.Input("filename_prefix", default="rtv_test/tensor")],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, value, filename_prefix: str) -> io.NodeOutput:
+        import folder_paths
+        from safetensors.torch import save_file
+
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"RTVTest_SaveTensor needs a tensor, got {type(value).__name__}")
+        output = folder_paths.get_output_directory()
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output)
+        file_name = f"{name}_{counter:05}_.safetensors"
+        save_file({"tensor": value.detach().cpu().contiguous()}, f"{folder}/{file_name}")
+        return io.NodeOutput(ui={"tensors": [{"filename": file_name, "subfolder": subfolder, "type": "output"}]})
+
+
 NODE_CLASS_MAPPINGS = {
     "RTVTest_ReportAttentionCalls": RTVTest_ReportAttentionCalls,
     "RTVTest_TextConditioning": RTVTest_TextConditioning,
     "RTVTest_CountAttentionCalls": RTVTest_CountAttentionCalls,
+    "RTVTest_SaveTensor": RTVTest_SaveTensor,
 }
