@@ -5,19 +5,22 @@ artifacts/browser/."""
 
 import asyncio
 import json
+import os
 import time
 
 import pytest
 from browser import Browser
 from comfy_host import free_port
 from conftest import ARTIFACTS
-from tiny_models import TEXT_TOKENS, TINY_FOLDER, TINY_HEIGHT, TINY_WIDTH
+from tiny_models import TEXT_TOKENS, TINY_FOLDER, TINY_HEIGHT, TINY_WIDTH, provide_input_images
 from workflow_format import ui_to_api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-WORKFLOWS = sorted((ARTIFACTS.parent / "workflows").glob("*.json"))
+# RTV_WORKFLOWS=<glob> narrows the run while developing one workflow; CI runs them all.
+WORKFLOWS = sorted((ARTIFACTS.parent / "workflows").glob(os.environ.get("RTV_WORKFLOWS", "*.json")))
 RUN_TIMEOUT_S = 300
+TINY_STEPS = 4  # sampling steps are capped in the page: the browser test proves wiring, not quality
 
 # Map the loaded graph onto the tiny host inside the page, the way a user would edit it: model names
 # to the rtv_tiny/ files, a small resolution, and the Wan text encoder (not loadable here) replaced by
@@ -32,6 +35,9 @@ TINY_MAPPING_JS = """
         w.value = '%(folder)s/' + w.value;
       if (n.type.startsWith('Empty') && w.name === 'width') w.value = %(width)d;
       if (n.type.startsWith('Empty') && w.name === 'height') w.value = %(height)d;
+      if (w.name === 'width' && n.type.startsWith('RTV_') && typeof w.value === 'number') w.value = %(width)d;
+      if (w.name === 'height' && n.type.startsWith('RTV_') && typeof w.value === 'number') w.value = %(height)d;
+      if (w.name === 'steps' && w.value > %(steps)d) w.value = %(steps)d;
     }
     if (n.type === 'CLIPTextEncode') {
       const t = LiteGraph.createNode('RTVTest_TextConditioning');
@@ -49,7 +55,8 @@ TINY_MAPPING_JS = """
   for (const n of [...g._nodes]) if (n.type === 'CLIPLoader') g.remove(n);
   return g._nodes.map((n) => n.type);
 })()
-""" % {"folder": TINY_FOLDER, "width": TINY_WIDTH, "height": TINY_HEIGHT, "tokens": TEXT_TOKENS}
+""" % {"folder": TINY_FOLDER, "width": TINY_WIDTH, "height": TINY_HEIGHT, "tokens": TEXT_TOKENS,
+       "steps": TINY_STEPS}
 
 
 def _strip(prompt: dict) -> dict:
@@ -102,6 +109,8 @@ async def _check_workflow(server, object_info, browser, path):
 @pytest.mark.skipif(not WORKFLOWS, reason="no workflows in workflows/")
 def test_every_workflow_loads_converts_and_runs_in_the_real_frontend(server, object_info):
     server.post("/settings/Comfy.TutorialCompleted", True)  # skip the first-visit template browser
+    for path in WORKFLOWS:  # start images of LoadImage nodes, before the page lists the input folder
+        provide_input_images(ui_to_api(json.loads(path.read_text()), object_info), server.workdir / "input")
 
     async def scenario():
         async with Browser(free_port()) as browser:
