@@ -57,6 +57,7 @@ MAX_VIEWS = 360
 MAX_ELEVATION_DEG = 89.0  # at +-90 degrees "upright" is undefined for a look-at camera
 
 TRAJECTORY_FILE_EXTENSIONS = (".json", ".txt")
+MAX_LISTED_FOLDERS = 500
 SAVE_DEFAULT_PREFIX = "camera/trajectory"
 
 DEFAULT_KEYFRAMES = """[
@@ -111,9 +112,20 @@ def inside_folder(root: str, relative: str, what: str, folder_name: str) -> str:
 
 
 def trajectory_files() -> list[str]:
-    """Trajectory files (.json, .txt) under ComfyUI's input folder, as relative '/' paths."""
-    found, _ = folder_paths.recursive_search(folder_paths.get_input_directory(), excluded_dir_names=[".git"])
-    names = [name.replace(os.sep, "/") for name in found if name.lower().endswith(TRAJECTORY_FILE_EXTENSIONS)]
+    """Trajectory files (.json, .txt) under ComfyUI's input folder and its subfolders, as relative
+    '/' paths. Hidden folders are skipped, and the walk stops after MAX_LISTED_FOLDERS folders: the
+    list is rebuilt whenever the UI asks for node definitions, and input folders can be huge."""
+    root = folder_paths.get_input_directory()
+    names = []
+    for visited, (folder, subfolders, files) in enumerate(os.walk(root)):
+        if visited >= MAX_LISTED_FOLDERS:
+            break
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        relative = os.path.relpath(folder, root)
+        for name in files:
+            if name.lower().endswith(TRAJECTORY_FILE_EXTENSIONS) and not name.startswith("."):
+                path = name if relative == os.curdir else os.path.join(relative, name)
+                names.append(path.replace(os.sep, "/"))
     return sorted(names)
 
 
@@ -664,7 +676,7 @@ class TrajectoryPreview(io.ComfyNode):
             inputs=[
                 CameraTrajectoryType.Input("trajectory", tooltip="The camera path to draw."),
                 io.Int.Input(
-                    "width",
+                    "preview_width",
                     default=DEFAULT_WIDTH,
                     min=MIN_WIDTH,
                     max=MAX_WIDTH,
@@ -688,9 +700,9 @@ class TrajectoryPreview(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, trajectory: CameraTrajectory, width: int = DEFAULT_WIDTH, frusta: int = DEFAULT_FRUSTA
+        cls, trajectory: CameraTrajectory, preview_width: int = DEFAULT_WIDTH, frusta: int = DEFAULT_FRUSTA
     ) -> io.NodeOutput:
-        picture = render_trajectory_preview(trajectory, width, frusta=frusta)[None].to(torch.float32)
+        picture = render_trajectory_preview(trajectory, preview_width, frusta=frusta)[None].to(torch.float32)
         return io.NodeOutput(picture, ui=ui.PreviewImage(picture, cls=cls))
 
 

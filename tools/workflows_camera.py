@@ -103,7 +103,7 @@ def wan_fun_camera_orbit() -> tuple[dict, list[str]]:
         },
         "14": {
             "class_type": "RTV_TrajectoryPreview",
-            "inputs": {"trajectory": ["8", 0], "width": 1536, "frusta": 9},
+            "inputs": {"trajectory": ["8", 0], "preview_width": 1536, "frusta": 9},
         },
         "15": {"class_type": "PreviewImage", "inputs": {"images": ["14", 0]}},
     }

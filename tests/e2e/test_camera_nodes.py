@@ -244,6 +244,11 @@ def test_save_then_load_gives_the_same_trajectory(server):
     cameras.mkdir(parents=True, exist_ok=True)
     (cameras / "roundtrip.json").write_text(files[".json"])
     (cameras / "roundtrip.txt").write_text(files[".txt"])
+    listed = server.get("/object_info/RTV_LoadCameraTrajectory")["RTV_LoadCameraTrajectory"]["input"][
+        "required"
+    ]
+    kind, options = listed["file"]
+    assert {"cameras/roundtrip.json", "cameras/roundtrip.txt"} <= set(options.get("options", kind))
 
     again = server.run(
         {
