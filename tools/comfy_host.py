@@ -98,7 +98,10 @@ class ComfyServer:
         return self.workdir / "server.log"
 
     def output_path(self, item: dict) -> Path:
-        return self.workdir / item.get("type", "output") / item.get("subfolder", "") / item["filename"]
+        kind = item.get("type", "output")
+        # ComfyUI puts its temp folder *inside* --temp-directory (folder_paths adds "temp").
+        base = self.workdir / "temp" / "temp" if kind == "temp" else self.workdir / kind
+        return base / item.get("subfolder", "") / item["filename"]
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> ComfyServer:
