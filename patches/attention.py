@@ -170,10 +170,11 @@ class MonarchPatch:
         q, k, v = args[:3]
         heads = kwargs.get("heads", args[3] if len(args) > 3 else None)
         skip_reshape = kwargs.get("skip_reshape", False)
-        if kwargs.get("mask") is not None or not self._on_grid(q, k, heads, skip_reshape, state.grid):
+        key_grid = self._key_grid(q, k, heads, skip_reshape, state.grid)
+        if kwargs.get("mask") is not None or key_grid is None:
             self.stats.dense += 1
             return self._dense(func, *args, **kwargs)
-        out = self._monarch(q, k, v, heads, skip_reshape, state.grid)
+        out = self._monarch(q, k, v, heads, skip_reshape, key_grid)
         self.stats.replaced += 1
         if self.settings.report_error and self._sampled_for_report(state):
             dense = self._dense(func, *args, **{**kwargs, "skip_output_reshape": True})
@@ -200,15 +201,22 @@ class MonarchPatch:
         return True
 
     @staticmethod
-    def _on_grid(q, k, heads, skip_reshape: bool, grid: TokenGrid) -> bool:
+    def _key_grid(q, k, heads, skip_reshape: bool, grid: TokenGrid) -> TokenGrid | None:
+        """Key-side grid of this call, or None when the tokens are not whole frames of the video grid.
+
+        Queries are the call's own frames; keys are the same frames (bidirectional) or, under a KV
+        cache, cached frames followed by them (a chunk against cached keys).
+        """
         tokens_axis = 2 if skip_reshape else 1
         nk, nq = k.shape[tokens_axis], q.shape[tokens_axis]
-        return grid.prefix_tokens == 0 and nk == grid.tokens and nq == nk and heads is not None
+        if grid.prefix_tokens or heads is None or nq != grid.tokens or nk < nq or nk % grid.frame_tokens:
+            return None
+        return TokenGrid(nk // grid.frame_tokens, grid.rows, grid.cols)
 
     def _monarch(self, q, k, v, heads: int, skip_reshape: bool, grid: TokenGrid):
         if not skip_reshape:
-            b, n, hd = q.shape
-            q, k, v = (t.view(b, n, heads, hd // heads).transpose(1, 2) for t in (q, k, v))
+            b, _, hd = q.shape
+            q, k, v = (t.view(b, t.shape[1], heads, hd // heads).transpose(1, 2) for t in (q, k, v))
         s = self.settings
         return monarch_attention(
             q, k, v, (grid.frames, grid.rows, grid.cols), tile_frames=s.tile_frames, h_split=s.h_split,
