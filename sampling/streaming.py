@@ -109,7 +109,8 @@ def _model_wants_image_channels(model) -> bool:
 
 class StreamingSampler:
     def __init__(self, model, positive, negative, vae, plan: ChunkPlan, settings: StreamSettings,
-                 start_image: torch.Tensor | None = None, hooks: ChunkHooks | None = None):
+                 start_image: torch.Tensor | None = None, hooks: ChunkHooks | None = None,
+                 clip_vision_output=None):
         if settings.overlap_mode not in OVERLAP_MODES:
             raise ValueError(f"[RTV] overlap_mode must be one of {OVERLAP_MODES}, not {settings.overlap_mode!r}")
         if settings.width % (2 * SPATIAL_STRIDE) or settings.height % (2 * SPATIAL_STRIDE):
@@ -125,6 +126,7 @@ class StreamingSampler:
         self.positive, self.negative, self.vae = positive, negative, vae
         self.plan, self.s = plan, settings
         self.start_image = start_image
+        self.clip_vision_output = clip_vision_output
         self.hooks = hooks or ChunkHooks()
         if not StreamingWanDecoder.supports(vae):
             raise ValueError("[RTV] the streaming sampler decodes with a Wan 2.1 VAE (wan_2.1_vae); this VAE is "
@@ -218,7 +220,8 @@ class StreamingSampler:
 
         out = WanImageToVideo.execute(positive=self.positive, negative=self.negative, vae=self.vae,
                                       width=self.s.width, height=self.s.height, length=self.plan.chunk_frames,
-                                      batch_size=1, start_image=start_frames)
+                                      batch_size=1, start_image=start_frames,
+                                      clip_vision_output=self.clip_vision_output)
         return out.result[0], out.result[1]
 
     def _sample(self, chunk, latent, mask, positive, negative) -> torch.Tensor:

@@ -29,6 +29,7 @@ WAN21_VAE = "wan_2.1_vae.safetensors"
 UMT5_XXL = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 # Wan 2.1 Fun-Camera (VideoX-Fun v1.1 control-camera 1.3B), as ComfyUI's own Fun-Camera template names it.
 WAN21_FUN_CAMERA_1_3B = "wan2.1_fun_camera_v1.1_1.3B_bf16.safetensors"
+WAN21_I2V_480P_14B = "wan2.1_i2v_480p_14B_fp16.safetensors"
 # The start image of shipped image-to-video workflows: ComfyUI ships input/example.png.
 EXAMPLE_IMAGE = "example.png"
 
@@ -103,22 +104,17 @@ def tiny_wan_state_dict(variant: str = "t2v", seed: int = 0, dtype=None) -> dict
     return {k: v.to(dtype) for k, v in sd.items()} if dtype is not None else sd
 
 
-def build_wan21_t2v(path: Path) -> None:
-    import torch
-    from safetensors.torch import save_file
+def wan_dit_file(variant: str, seed: int, dtype_name: str, note: str):
+    """A builder writing the tiny DiT of ``variant`` as the given dtype, like the real release files."""
 
-    sd = tiny_wan_state_dict("t2v", seed=0, dtype=torch.float16)
-    save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": "tiny random Wan 2.1 T2V for tests"})
+    def build(path: Path) -> None:
+        import torch
+        from safetensors.torch import save_file
 
+        sd = tiny_wan_state_dict(variant, seed=seed, dtype=getattr(torch, dtype_name))
+        save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": note})
 
-def build_wan21_fun_camera(path: Path) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    # control_adapter.* and img_emb.* make ComfyUI's model_detection pick WAN21_Camera.
-    sd = tiny_wan_state_dict("camera", seed=2, dtype=torch.bfloat16)
-    note = "tiny random Wan 2.1 Fun-Camera for tests"
-    save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": note})
+    return build
 
 
 def build_wan21_vae(path: Path) -> None:
@@ -133,8 +129,12 @@ def build_wan21_vae(path: Path) -> None:
 
 
 TINY_MODELS = {
-    ("diffusion_models", WAN21_T2V_1_3B): build_wan21_t2v,
-    ("diffusion_models", WAN21_FUN_CAMERA_1_3B): build_wan21_fun_camera,
+    ("diffusion_models", WAN21_T2V_1_3B): wan_dit_file("t2v", 0, "float16", "tiny random Wan 2.1 T2V for tests"),
+    # control_adapter.* and img_emb.* make ComfyUI's model_detection pick WAN21_Camera.
+    ("diffusion_models", WAN21_FUN_CAMERA_1_3B): wan_dit_file(
+        "camera", 2, "bfloat16", "tiny random Wan 2.1 Fun-Camera for tests"),
+    # img_emb.* and 36 input channels: WAN21 image-to-video.
+    ("diffusion_models", WAN21_I2V_480P_14B): wan_dit_file("i2v", 3, "float16", "tiny random Wan 2.1 I2V for tests"),
     ("vae", WAN21_VAE): build_wan21_vae,
 }
 

@@ -106,3 +106,23 @@ def test_bad_settings_fail_with_a_message_that_says_what_to_change(server):
     result = server.run(stream_graph(17, 9, 5, prefix="bad", width=72), expect_success=False)
     message = result.messages("execution_error")[0]["exception_message"]
     assert "multiples of 16" in message
+
+
+TINY_I2V = "rtv_tiny/wan2.1_i2v_480p_14B_fp16.safetensors"
+
+
+def test_i2v_start_frames_mode_on_an_i2v_model(server):
+    graph = stream_graph(29, 13, 5, prefix="i2v", overlap_mode="i2v_start_frames")
+    graph["1"]["inputs"]["unet_name"] = TINY_I2V
+    graph["8"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": 0x808080}}
+    graph["5"]["inputs"]["start_image"] = ["8", 0]
+    result = server.run(graph)
+    assert report_of(result)["frames"] == 29
+    assert webp_frame_count(result.files("6")[0]) == 29
+
+
+def test_i2v_mode_on_a_t2v_model_says_to_use_pinned_latents(server):
+    result = server.run(stream_graph(17, 9, 5, prefix="i2v_bad", overlap_mode="i2v_start_frames"),
+                        expect_success=False)
+    message = result.messages("execution_error")[0]["exception_message"]
+    assert "use 'pinned_latents'" in message
