@@ -122,6 +122,10 @@ class StreamingSamplerNode(io.ComfyNode):
                 io.ClipVisionOutput.Input("clip_vision_output", optional=True,
                                           tooltip="CLIP vision of the start image, for I2V models that use it "
                                                   "(Wan 2.1 I2V): passed to every chunk's I2V conditioning."),
+                io.Conditioning.Input("chunk_prompts", optional=True,
+                                      tooltip="Per-chunk prompts: one CLIP Text Encode per chunk joined in order with "
+                                              "Conditioning (Combine). Chunk k uses the k-th, the last one repeats. "
+                                              "Replaces 'positive' when connected."),
                 io.String.Input("chunk_save_prefix", default="RealtimeVideo/stream", optional=True,
                                 tooltip="Finished chunks are saved as WEBP under the output folder with this "
                                         "prefix, so an interrupt loses nothing. Empty: do not save."),
@@ -133,7 +137,8 @@ class StreamingSamplerNode(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, vae, width, height, total_frames, chunk_frames, overlap_frames, seed,
                 steps, cfg, sampler_name, scheduler, overlap_mode, anchor_strength, drift_correction,
-                start_image=None, clip_vision_output=None, chunk_save_prefix="RealtimeVideo/stream") -> io.NodeOutput:
+                start_image=None, clip_vision_output=None, chunk_prompts=None,
+                chunk_save_prefix="RealtimeVideo/stream") -> io.NodeOutput:
         plan = plan_chunks(total_frames, chunk_frames, overlap_frames, seed=seed)
         node_id = cls.hidden.unique_id
         _send_text(plan.describe(), node_id)
@@ -142,7 +147,7 @@ class StreamingSamplerNode(io.ComfyNode):
                                   drift_correction=drift_correction)
         hooks = NodeChunkHooks(model, len(plan.chunks), steps, chunk_save_prefix or "", node_id)
         result = StreamingSampler(model, positive, negative, vae, plan, settings, start_image, hooks,
-                                  clip_vision_output=clip_vision_output).run()
+                                  clip_vision_output=clip_vision_output, chunk_positives=chunk_prompts).run()
         report = {
             "plan": plan.describe(), "frames": int(result.images.shape[0]), "chunks": len(plan.chunks),
             "seeds": [r.seed for r in result.reports], "global_latent_offsets": [r.first_latent for r in result.reports],

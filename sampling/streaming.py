@@ -110,7 +110,7 @@ def _model_wants_image_channels(model) -> bool:
 class StreamingSampler:
     def __init__(self, model, positive, negative, vae, plan: ChunkPlan, settings: StreamSettings,
                  start_image: torch.Tensor | None = None, hooks: ChunkHooks | None = None,
-                 clip_vision_output=None):
+                 clip_vision_output=None, chunk_positives: list | None = None):
         if settings.overlap_mode not in OVERLAP_MODES:
             raise ValueError(f"[RTV] overlap_mode must be one of {OVERLAP_MODES}, not {settings.overlap_mode!r}")
         if settings.width % (2 * SPATIAL_STRIDE) or settings.height % (2 * SPATIAL_STRIDE):
@@ -127,6 +127,7 @@ class StreamingSampler:
         self.plan, self.s = plan, settings
         self.start_image = start_image
         self.clip_vision_output = clip_vision_output
+        self.chunk_positives = chunk_positives or None
         self.hooks = hooks or ChunkHooks()
         if not StreamingWanDecoder.supports(vae):
             raise ValueError("[RTV] the streaming sampler decodes with a Wan 2.1 VAE (wan_2.1_vae); this VAE is "
@@ -198,11 +199,11 @@ class StreamingSampler:
         a1, m = self.plan.chunk_latents, chunk.pinned_latents
         latent = self._empty_latent(a1)
         mask = torch.ones(1, 1, a1, *self.latent_hw)
-        positive, negative = self.positive, self.negative
+        positive, negative = self.positive_for(chunk.index), self.negative
         if self.s.overlap_mode == "i2v_start_frames":
             start = tail_frames if chunk.index > 0 else self.start_image
             if start is not None:
-                positive, negative = self._i2v_conditioning(start)
+                positive, negative = self._i2v_conditioning(positive, start)
             return latent, mask, positive, negative
         if chunk.index == 0:
             if self.start_image is not None:
@@ -215,10 +216,16 @@ class StreamingSampler:
         mask[:, :, :m + 1] = 0
         return latent, mask, positive, negative
 
-    def _i2v_conditioning(self, start_frames: torch.Tensor):
+    def positive_for(self, chunk_index: int) -> list:
+        """Chunk k's prompt: the k-th entry of ``chunk_positives`` (the last repeats), else ``positive``."""
+        if not self.chunk_positives:
+            return self.positive
+        return [self.chunk_positives[min(chunk_index, len(self.chunk_positives) - 1)]]
+
+    def _i2v_conditioning(self, positive, start_frames: torch.Tensor):
         from comfy_extras.nodes_wan import WanImageToVideo
 
-        out = WanImageToVideo.execute(positive=self.positive, negative=self.negative, vae=self.vae,
+        out = WanImageToVideo.execute(positive=positive, negative=self.negative, vae=self.vae,
                                       width=self.s.width, height=self.s.height, length=self.plan.chunk_frames,
                                       batch_size=1, start_image=start_frames,
                                       clip_vision_output=self.clip_vision_output)

@@ -126,3 +126,16 @@ def test_i2v_mode_on_a_t2v_model_says_to_use_pinned_latents(server):
                         expect_success=False)
     message = result.messages("execution_error")[0]["exception_message"]
     assert "use 'pinned_latents'" in message
+
+
+def test_per_chunk_prompts_change_later_chunks_only(server):
+    base = stream_graph(17, 9, 5, prefix="prompts_same")
+    per_chunk = stream_graph(17, 9, 5, prefix="prompts_per_chunk")
+    per_chunk["9"] = {"class_type": "RTVTest_TextConditioning", "inputs": {"text": "a blue bird", "tokens": 16}}
+    per_chunk["10"] = {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["3", 0],
+                                                                       "conditioning_2": ["9", 0]}}
+    per_chunk["5"]["inputs"]["chunk_prompts"] = ["10", 0]
+    one = load_file(str(server.run(base).files("7", "latents")[0]))["latent_tensor"]
+    two = load_file(str(server.run(per_chunk).files("7", "latents")[0]))["latent_tensor"]
+    assert (one[:, :, :3] == two[:, :, :3]).all()  # chunk 0 uses the first prompt, as before
+    assert not (one[:, :, 3:] == two[:, :, 3:]).all()  # chunk 1 uses "a blue bird"
