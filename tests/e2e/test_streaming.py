@@ -1,6 +1,7 @@
 """RTV_StreamingSampler in a real server on the tiny Wan 2.1 model and VAE."""
 
 import json
+import re
 import time
 
 import pytest
@@ -139,3 +140,18 @@ def test_per_chunk_prompts_change_later_chunks_only(server):
     two = load_file(str(server.run(per_chunk).files("7", "latents")[0]))["latent_tensor"]
     assert (one[:, :, :3] == two[:, :, :3]).all()  # chunk 0 uses the first prompt, as before
     assert not (one[:, :, 3:] == two[:, :, 3:]).all()  # chunk 1 uses "a blue bird"
+
+
+def test_streaming_after_monarch_attention_replaces_self_attention_in_every_chunk(server):
+    graph = stream_graph(17, 9, 5, prefix="monarch", width=64, height=48)
+    graph["20"] = {"class_type": "RTV_MonarchAttention", "inputs": {
+        "model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1, "dense_first_steps": 0,
+        "dense_last_steps": 0, "dense_blocks": "", "backend": "auto", "report_error": False, "exact_local": -1}}
+    graph["5"]["inputs"]["model"] = ["20", 0]
+    result = server.run(graph)
+    assert report_of(result)["frames"] == 17
+    summaries = re.findall(r"Monarch attention replaced (\d+) self-attention calls \((\d+) kept dense\) in (\d+) "
+                           r"model calls", server.log_path.read_text())
+    chunk_runs = [tuple(map(int, s)) for s in summaries[-3:]]  # one sampling run per chunk
+    assert len(chunk_runs) == 3
+    assert all(replaced == 2 * calls and dense == 0 for replaced, dense, calls in chunk_runs)
