@@ -113,16 +113,17 @@ def unsupported(
 
 
 def stage1_candidates(b2: int) -> list[Config]:
+    """First = default. 8 warps keep the float32 aL/Y tiles in registers without spilling (ptxas)."""
     block_i = min(max(MIN_BLOCK, _next_pow2(b2)), MAX_BLOCK_I)
     configs = [
+        {"BLOCK_P": 64, "BLOCK_I": block_i, "num_warps": 8, "num_stages": 2},
         {"BLOCK_P": 64, "BLOCK_I": block_i, "num_warps": 4, "num_stages": 2},
         {"BLOCK_P": 128, "BLOCK_I": block_i, "num_warps": 8, "num_stages": 2},
-        {"BLOCK_P": 128, "BLOCK_I": block_i, "num_warps": 4, "num_stages": 2},
     ]
     if block_i > 32 and block_i / b2 > PAD_WASTE_FOR_SMALL_I:
         configs += [
-            {"BLOCK_P": 128, "BLOCK_I": 32, "num_warps": 4, "num_stages": 3},
-            {"BLOCK_P": 64, "BLOCK_I": 32, "num_warps": 4, "num_stages": 3},
+            {"BLOCK_P": 64, "BLOCK_I": 32, "num_warps": 8, "num_stages": 3},
+            {"BLOCK_P": 128, "BLOCK_I": 32, "num_warps": 8, "num_stages": 3},
         ]
     return configs
 
@@ -131,7 +132,7 @@ STAGE2_CANDIDATES: list[Config] = [
     {"BLOCK_C": 64, "num_warps": 4, "num_stages": 2},
     {"BLOCK_C": 64, "num_warps": 4, "num_stages": 3},
     {"BLOCK_C": 128, "num_warps": 8, "num_stages": 2},
-    {"BLOCK_C": 32, "num_warps": 4, "num_stages": 3},
+    {"BLOCK_C": 64, "num_warps": 8, "num_stages": 3},
 ]
 
 REFINE_CANDIDATES: list[Config] = [
@@ -143,7 +144,6 @@ REFINE_CANDIDATES: list[Config] = [
 LOCAL_CANDIDATES: list[Config] = [
     {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2},
     {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2},
-    {"BLOCK_M": 128, "BLOCK_N": 32, "num_warps": 4, "num_stages": 3},
 ]
 
 
@@ -293,7 +293,8 @@ def _launch_stage1(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool, f
         *plan.strides(plan.q), *plan.strides(plan.k), *plan.strides(plan.v),
         *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
         lay.query_group_offset, max(plan.exact_local, 0), plan.qk_scale,
-        FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, **plan.constexprs(), **config,
+        FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=config["BLOCK_I"] >= lay.b2,
+        **plan.constexprs(), **config,
     )  # fmt: skip
 
 

@@ -69,6 +69,7 @@ def monarch_stage1_kernel(
     FINAL: tl.constexpr,
     HAS_LOCAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    ONE_I_BLOCK: tl.constexpr,
 ):
     pid_p = tl.program_id(0)
     pid_nk = tl.program_id(1)
@@ -105,43 +106,64 @@ def monarch_stage1_kernel(
     k_base = K + batch.to(tl.int64) * stride_kb + head.to(tl.int64) * stride_kh
     v_base = V + batch.to(tl.int64) * stride_vb + head.to(tl.int64) * stride_vh
 
-    m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)
-    l_i = tl.zeros([BLOCK_P], tl.float32)
-    pz_i = tl.zeros([BLOCK_P], tl.float32)  # sum of p * z, for the entropy term
-    acc_al = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
-    acc_y = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
-    for i0 in range(0, b2, BLOCK_I):
-        i = i0 + tl.arange(0, BLOCK_I)
+    if ONE_I_BLOCK:
+        # Common case (b2 <= BLOCK_I): normalise R first, then aL and Y one after the other, so
+        # only one float32 accumulator is live at a time (fewer registers, more programs per SM).
+        i = tl.arange(0, BLOCK_I)
         i_valid = i < b2
         token = (key_row + i).to(tl.int64)
         keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
         z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
         z = tl.where(i_valid[None, :], z, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(z, 1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(z - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        pz_i = pz_i * alpha + tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
-        acc_al = tl.dot(p.to(keys.dtype), keys, acc_al * alpha[:, None], input_precision=DOT_PRECISION)
+        m_i = tl.max(z, 1)
+        p = tl.exp2(z - m_i[:, None])
+        l_i = tl.sum(p, 1)
+        pz_i = tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
+        R = (p / l_i[:, None]).to(keys.dtype)
+        aL = tl.dot(R, keys, input_precision=DOT_PRECISION)
         if FINAL:
             values = tl.load(
                 v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
             )
-            acc_y = tl.dot(p.to(values.dtype), values, acc_y * alpha[:, None], input_precision=DOT_PRECISION)
-        m_i = m_new
+            y = tl.dot(R, values, input_precision=DOT_PRECISION)
+    else:
+        m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)
+        l_i = tl.zeros([BLOCK_P], tl.float32)
+        pz_i = tl.zeros([BLOCK_P], tl.float32)  # sum of p * z, for the entropy term
+        acc_al = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
+        acc_y = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
+        for i0 in range(0, b2, BLOCK_I):
+            i = i0 + tl.arange(0, BLOCK_I)
+            i_valid = i < b2
+            token = (key_row + i).to(tl.int64)
+            keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
+            z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
+            z = tl.where(i_valid[None, :], z, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(z, 1))
+            alpha = tl.exp2(m_i - m_new)
+            p = tl.exp2(z - m_new[:, None])
+            l_i = l_i * alpha + tl.sum(p, 1)
+            pz_i = pz_i * alpha + tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
+            acc_al = tl.dot(p.to(keys.dtype), keys, acc_al * alpha[:, None], input_precision=DOT_PRECISION)
+            if FINAL:
+                values = tl.load(
+                    v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
+                )
+                acc_y = tl.dot(
+                    p.to(values.dtype), values, acc_y * alpha[:, None], input_precision=DOT_PRECISION
+                )
+            m_i = m_new
+        aL = acc_al / l_i[:, None]
+        y = acc_y / l_i[:, None]
 
     # sum_i R log2 R with log2 R = z - m - log2(l): the R-weighted mean of z minus the log2-normaliser.
     cL2 = pz_i / l_i - m_i - tl.log2(l_i)
     out_row = ((g * query_tiles + m).to(tl.int64) * b2 + j) * nk + n * b1 + k
     tl.store(CL + out_row, cL2, mask=active)
-    tl.store(
-        AL + out_row[:, None] * HEAD_DIM + d[None, :],
-        (acc_al / l_i[:, None]).to(AL.dtype.element_ty),
-        mask=active[:, None],
-    )
+    tl.store(AL + out_row[:, None] * HEAD_DIM + d[None, :], aL.to(AL.dtype.element_ty), mask=active[:, None])
     if FINAL:
         tl.store(
             Y + out_row[:, None] * HEAD_DIM + d[None, :],
-            (acc_y / l_i[:, None]).to(Y.dtype.element_ty),
+            y.to(Y.dtype.element_ty),
             mask=active[:, None],
         )
