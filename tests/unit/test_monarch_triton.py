@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from rtv.kernels.monarch import monarch_attention, monarch_attention_reference, monarch_layout
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
