@@ -1,0 +1,85 @@
+"""Issue 5 item 1: Monarch kernel tuning results persist on disk across processes (no GPU needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rtv.kernels.monarch import autotune_cache
+from rtv.kernels.monarch.autotune_cache import AutotuneCache, pick_config
+
+CANDIDATES = [{"BLOCK": 64, "num_warps": 4}, {"BLOCK": 128, "num_warps": 8}, {"BLOCK": 32, "num_warps": 4}]
+KEY = "NVIDIA H100 80GB HBM3|triton=3.6.0|stage1|bfloat16|b2=52,d=128"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv(autotune_cache.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(autotune_cache.AUTOTUNE_ENV, raising=False)
+    monkeypatch.setattr(autotune_cache, "_shared_cache", None)
+
+
+def fake_timings(ms_by_block):
+    calls = []
+
+    def measure(config):
+        calls.append(config["BLOCK"])
+        if ms_by_block[config["BLOCK"]] is None:
+            raise RuntimeError("out of shared memory")
+        return ms_by_block[config["BLOCK"]]
+
+    return measure, calls
+
+
+def test_fastest_candidate_is_measured_once_and_written_to_disk(tmp_path):
+    measure, calls = fake_timings({64: 2.0, 128: 1.0, 32: 3.0})
+    assert pick_config(KEY, CANDIDATES, measure) == CANDIDATES[1]
+    assert calls == [64, 128, 32]
+    stored = json.loads((tmp_path / autotune_cache.CACHE_FILE_NAME).read_text())
+    assert stored["entries"][KEY] == CANDIDATES[1]
+
+
+def test_a_new_process_reuses_the_stored_choice_without_measuring(tmp_path):
+    pick_config(KEY, CANDIDATES, fake_timings({64: 2.0, 128: 1.0, 32: 3.0})[0])
+    autotune_cache._shared_cache = None  # what a fresh process starts with
+    measure, calls = fake_timings({64: 0.1, 128: 9.0, 32: 9.0})
+    assert pick_config(KEY, CANDIDATES, measure) == CANDIDATES[1]
+    assert calls == []
+
+
+def test_failing_candidates_are_skipped():
+    measure, _ = fake_timings({64: None, 128: 5.0, 32: None})
+    assert pick_config(KEY, CANDIDATES, measure) == CANDIDATES[1]
+
+
+def test_stored_config_that_is_no_longer_a_candidate_is_measured_again(tmp_path):
+    cache = AutotuneCache(tmp_path / autotune_cache.CACHE_FILE_NAME)
+    cache.put(KEY, {"BLOCK": 256, "num_warps": 16})
+    measure, calls = fake_timings({64: 2.0, 128: 1.0, 32: 3.0})
+    assert pick_config(KEY, CANDIDATES, measure, cache) == CANDIDATES[1]
+    assert calls == [64, 128, 32]
+
+
+def test_autotune_off_uses_the_default_and_stores_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv(autotune_cache.AUTOTUNE_ENV, "0")
+    measure, calls = fake_timings({64: 2.0, 128: 1.0, 32: 3.0})
+    assert pick_config(KEY, CANDIDATES, measure) == CANDIDATES[0]
+    assert calls == []
+    assert not (tmp_path / autotune_cache.CACHE_FILE_NAME).exists()
+
+
+def test_corrupt_cache_file_is_ignored(tmp_path):
+    (tmp_path / autotune_cache.CACHE_FILE_NAME).write_text("{not json")
+    assert pick_config(KEY, CANDIDATES, fake_timings({64: 2.0, 128: 1.0, 32: 3.0})[0]) == CANDIDATES[1]
+
+
+def test_entries_of_two_writers_are_merged(tmp_path):
+    path = tmp_path / autotune_cache.CACHE_FILE_NAME
+    first, second = AutotuneCache(path), AutotuneCache(path)
+    first.get(KEY)
+    second.get(KEY)
+    first.put(KEY, CANDIDATES[0])
+    second.put(KEY + "-other", CANDIDATES[2])
+    assert AutotuneCache(path).get(KEY) == CANDIDATES[0]
+    assert AutotuneCache(path).get(KEY + "-other") == CANDIDATES[2]
