@@ -1,0 +1,213 @@
+"""Causal chunk-wise generation with a KV cache (Self-Forcing / CausVid weights), chunk by chunk.
+
+Each chunk of latent frames is one ComfyUI sampling run (``Guider_Basic`` + a ``KSAMPLER``) on a model
+clone with the KV-cache patch (``patches/kv_cache.py``), so model loading, conditioning, wrappers and
+other patches (RTV_MonarchAttention, LoRAs) work as in any sampler. Per chunk (Self-Forcing's
+``pipeline/causal_inference.py``):
+
+1. the few-step schedule of ``causal_schedule.py``: at each sigma the model predicts x0 against the
+   cached keys, then x0 is re-noised with fresh noise to the next sigma (ComfyUI's ``sample_lcm``
+   update, DMD-style, not an ODE step);
+2. one clean pass at t = 0 on the final x0 writes the chunk's clean K/V into the cache;
+3. the chunk is decoded at once by the streaming causal VAE decoder (identical to one decode of the
+   whole latent), moved to the CPU and handed to the hooks (preview, saving), while the cache stays on
+   the device for the next chunk.
+
+Noise is drawn on the CPU from one generator per chunk (seed + k): first the initial noise, then one
+draw per re-noising, so a seed gives the same video on any device. Interrupts are checked before every
+model call; finished chunks have already been handed out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import comfy.model_management
+import comfy.model_sampling
+import comfy.samplers
+import torch
+from comfy.k_diffusion.sampling import sample_lcm
+from comfy_extras.nodes_custom_sampler import Guider_Basic
+
+from ..patches.kv_cache import KVCacheState, KVCacheStats, apply_kv_cache
+from .causal_schedule import CausalPlan
+from .streaming import LATENT_CHANNELS, SPATIAL_STRIDE, ChunkHooks
+from .wan_vae_stream import StreamingWanDecoder
+
+
+@dataclass
+class CausalChunkReport:
+    index: int
+    first_frame: int  # global pixel frame of the chunk's first frame
+    first_latent: int  # global latent frame (RoPE time position) of its first latent
+    seed: int
+    seconds: float  # generate + decode
+    generate_seconds: float
+    decode_seconds: float
+    working_bytes: int  # KV cache (self + text) after the chunk
+    cached_frames: list[int]  # global latent frames in the cache after the chunk, in slot order
+
+
+@dataclass
+class CausalResult:
+    images: torch.Tensor | None  # [frames, H, W, 3] on the CPU (None without a VAE)
+    latents: torch.Tensor  # [1, 16, latent frames, h, w] on the CPU
+    reports: list[CausalChunkReport] = field(default_factory=list)
+    kv_stats: KVCacheStats | None = None
+    peak_device_bytes: int | None = None
+
+
+class _Interruptible:
+    """The sampler's model with an interrupt check before every call (between steps)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.inner_model = model.inner_model
+
+    def __call__(self, *args, **kwargs):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        return self.model(*args, **kwargs)
+
+
+def _outside_step_schedule(extra_args: dict) -> dict:
+    """extra_args for the clean pass: it is not a denoising step, so it carries no ``sample_sigmas``
+    (step-based patches such as RTV_MonarchAttention's dense_first/last_steps then leave it alone)."""
+    options = dict(extra_args.get("model_options", {}))
+    to = dict(options.get("transformer_options", {}))
+    to.pop("sample_sigmas", None)
+    options["transformer_options"] = to
+    return {**extra_args, "model_options": options}
+
+
+@torch.no_grad()
+def sample_causal_chunk(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None):
+    """A ComfyUI sampler function: Self-Forcing's few-step chunk, then the clean pass that writes the cache."""
+    extra_args = {} if extra_args is None else extra_args
+    model = _Interruptible(model)
+    x0 = sample_lcm(
+        model,
+        x,
+        sigmas,
+        extra_args=extra_args,
+        callback=callback,
+        disable=disable,
+        noise_sampler=noise_sampler,
+    )
+    model(x0, x0.new_zeros([x0.shape[0]]), **_outside_step_schedule(extra_args))
+    return x0
+
+
+def chunk_noise(shape, seed: int, device):
+    """Initial noise and a noise sampler for the re-noising steps, all from one CPU generator."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(shape, generator=generator)
+
+    def noise_sampler(sigma, sigma_next):
+        return torch.randn(shape, generator=generator).to(device)
+
+    return noise, noise_sampler
+
+
+def _is_flow_model(model) -> bool:
+    return isinstance(model.get_model_object("model_sampling"), comfy.model_sampling.CONST)
+
+
+class CausalStreamingSampler:
+    def __init__(
+        self,
+        model,
+        positive,
+        vae,
+        plan: CausalPlan,
+        sigmas: list[float],
+        width: int,
+        height: int,
+        hooks: ChunkHooks | None = None,
+    ):
+        if width % (2 * SPATIAL_STRIDE) or height % (2 * SPATIAL_STRIDE):
+            raise ValueError(
+                f"[RTV] width and height must be multiples of 16 (Wan latent 8x, patch 2x); "
+                f"got {width}x{height}"
+            )
+        if not _is_flow_model(model):
+            raise ValueError(
+                "[RTV] the causal sampler needs a flow-matching Wan model (Self-Forcing, CausVid)"
+            )
+        if vae is not None and not StreamingWanDecoder.supports(vae):
+            raise ValueError(
+                "[RTV] the causal sampler decodes with a Wan 2.1 VAE (wan_2.1_vae); this VAE is "
+                f"{type(getattr(vae, 'first_stage_model', vae)).__name__}."
+            )
+        self.state = KVCacheState(plan.cache_frames, plan.sink_frames)
+        self.model = apply_kv_cache(model, self.state)
+        self.guider = Guider_Basic(self.model)
+        self.guider.set_conds(positive)
+        self.vae = vae
+        self.plan = plan
+        self.sigmas = torch.tensor(sigmas, dtype=torch.float32)
+        self.latent_hw = (height // SPATIAL_STRIDE, width // SPATIAL_STRIDE)
+        self.hooks = hooks or ChunkHooks()
+
+    @property
+    def steps(self) -> int:
+        return len(self.sigmas) - 1
+
+    def run(self) -> CausalResult:
+        plan = self.plan
+        self.state.reset()
+        decoder = StreamingWanDecoder(self.vae) if self.vae is not None else None
+        device = comfy.model_management.get_torch_device()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        latents, frames_out, reports = [], [], []
+        try:
+            for chunk in plan.chunks:
+                comfy.model_management.throw_exception_if_processing_interrupted()
+                self.hooks.chunk_started(plan, chunk.index)
+                t0 = _now(device)
+                samples = self.generate_chunk(chunk)
+                t1 = _now(device)
+                frames = decoder.push(samples).cpu() if decoder is not None else None
+                t2 = _now(device)
+                samples = samples.cpu()
+                latents.append(samples)
+                if frames is not None:
+                    frames_out.append(frames)
+                report = CausalChunkReport(
+                    chunk.index,
+                    chunk.first_frame,
+                    chunk.first_latent,
+                    chunk.seed,
+                    round(t2 - t0, 4),
+                    round(t1 - t0, 4),
+                    round(t2 - t1, 4),
+                    self.state.cache_bytes(),
+                    list(self.state.cached_frames),
+                )
+                reports.append(report)
+                self.hooks.chunk_finished(plan, report, frames, samples)
+        finally:
+            self.state.release_memory()
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        images = torch.cat(frames_out) if frames_out else None
+        return CausalResult(images, torch.cat(latents, dim=2), reports, self.state.stats, peak)
+
+    def generate_chunk(self, chunk) -> torch.Tensor:
+        """Sample one chunk against the cache and write it into the cache; returns its latents."""
+        latent = torch.zeros(1, LATENT_CHANNELS, chunk.latents, *self.latent_hw)
+        noise, noise_sampler = chunk_noise(latent.shape, chunk.seed, self.model.load_device)
+        sampler = comfy.samplers.KSAMPLER(sample_causal_chunk, extra_options={"noise_sampler": noise_sampler})
+        callback = self.hooks.sampling_callback(chunk.index, self.steps)
+        self.state.begin_chunk(chunk.first_latent, chunk.latents)
+        samples = self.guider.sample(
+            noise, latent, sampler, self.sigmas, callback=callback, disable_pbar=True, seed=chunk.seed
+        )
+        self.state.end_chunk()
+        return samples
+
+
+def _now(device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
