@@ -66,9 +66,9 @@ class Shape:
 
 
 SHAPES = {
-    "full_480p": Shape("Wan 1.3B 480p 81 frames", 12, (21, 30, 52), 21),
     "chunk_last": Shape("Self-Forcing last chunk", 12, (21, 30, 52), 3),
     "chunk_middle": Shape("Self-Forcing middle chunk", 12, (12, 30, 52), 3),
+    "full_480p": Shape("Wan 1.3B 480p 81 frames", 12, (21, 30, 52), 21),
     "full_720p": Shape("Wan 14B 720p 81 frames", 40, (21, 45, 80), 21),
 }
 
@@ -77,6 +77,21 @@ MONARCH_SETTINGS = {
     "monarch_h_split2": {"h_split": 2},
     "monarch_iterations2": {"iterations": 2},
 }
+
+
+def monarch_settings_for(shape: Shape) -> dict[str, dict]:
+    """MONARCH_SETTINGS, with an h_split the grid does not allow replaced by its smallest valid one.
+
+    (720p has 45 token rows: h_split 2 is rejected by the layout, so h_split 3 is timed instead.)
+    """
+    settings = {}
+    for name, setting in MONARCH_SETTINGS.items():
+        split = setting.get("h_split", 1)
+        if shape.grid[1] % split:
+            split = next(s for s in range(split, shape.grid[1] + 1) if shape.grid[1] % s == 0)
+            name, setting = f"monarch_h_split{split}", {**setting, "h_split": split}
+        settings[name] = setting
+    return settings
 
 
 def monarch_cost(shape: Shape, settings: dict) -> dict[str, float]:
@@ -88,7 +103,8 @@ def monarch_cost(shape: Shape, settings: dict) -> dict[str, float]:
     Bytes: aL and Y are written once and read once (bf16); a refine iteration writes aL, reads it
     twice, writes aR and reads it back.
     """
-    layout = monarch_layout(shape.grid, shape.query_tokens, shape.key_tokens, **settings)
+    tiling = {k: v for k, v in settings.items() if k in ("tile_frames", "h_split", "w_split")}
+    layout = monarch_layout(shape.grid, shape.query_tokens, shape.key_tokens, **tiling)
     iterations = settings.get("iterations", 1)
     pairs = shape.heads * layout.query_tiles * layout.key_tiles
     b1, b2, d = layout.b1, layout.b2, HEAD_DIM
@@ -165,14 +181,16 @@ def bench_shape(key: str, shape: Shape) -> dict:
         "methods": {},
     }
     methods = dense_methods(q, k, v)
-    for name, settings in MONARCH_SETTINGS.items():
+    settings_used = monarch_settings_for(shape)
+    record["monarch_settings"] = settings_used
+    for name, settings in settings_used.items():
         methods[name] = lambda s=settings: monarch_attention(q, k, v, shape.grid, backend="triton", **s)
     for name, fn in methods.items():
         start = time.perf_counter()
         ms = timed(fn)
         entry = {"ms": ms, "tflops_equivalent": shape.dense_flops() / (ms * 1e-3) / 1e12}
-        if name in MONARCH_SETTINGS:
-            cost = monarch_cost(shape, MONARCH_SETTINGS[name])
+        if name in settings_used:
+            cost = monarch_cost(shape, settings_used[name])
             entry.update(cost)
             entry["useful_tflops"] = cost["flops"] / (ms * 1e-3) / 1e12
             entry["scratch_gb_per_s"] = cost["scratch_bytes"] / (ms * 1e-3) / 1e9

@@ -28,8 +28,27 @@ import triton.language as tl
 
 from .triton_tiles import tile_row_token
 
+_RUNTIME_INTS = [
+    "query_tile_first",
+    "query_tiles",
+    "key_tiles",
+    "query_group_offset",
+    "heads",
+    "b1",
+    "b2",
+    "tiles_per_group",
+    "w_split",
+    "rows_per_frame",
+    "tile_frames",
+    "height",
+    "width",
+    "exact_local",
+]
+"""Integer arguments Triton must not specialise (on == 1 or % 16): one compiled kernel serves every
+grid and tiling; they only enter per-row index math, never a block shape."""
 
-@triton.jit(do_not_specialize=["query_tile_first", "query_tiles", "key_tiles", "query_group_offset"])
+
+@triton.jit(do_not_specialize=_RUNTIME_INTS)
 def monarch_stage1_kernel(
     Q,
     K,
