@@ -137,6 +137,12 @@ class StreamingSampler:
 
     # ------------------------------------------------------------------------------------ loop
     def run(self) -> StreamResult:
+        # Without this, a caller outside ComfyUI's executor (which runs nodes in inference mode) would
+        # chain autograd graphs from chunk to chunk through the pinned latents: memory growing per chunk.
+        with torch.inference_mode():
+            return self._run()
+
+    def _run(self) -> StreamResult:
         plan, s = self.plan, self.s
         a1 = plan.chunk_latents
         kept_latents, kept_frames, reports = [], [], []
