@@ -10,14 +10,17 @@ Meaning (``reference.log_R``, ``reference.aL``, ``reference.cL``, ``reference.Y`
 where ``aR`` is the (L-weighted mean) query: ``Q[m,k,j]`` in the first iteration (L = identity),
 else what ``triton_stage2.refine`` wrote.
 
-One program owns one key row ``(n, k)`` and a block of ``BLOCK_P`` (query tile, query column)
-pairs, flattened so that consecutive pairs run across query tiles: all of them meet the same b2 keys,
-and 52 columns would otherwise be padded to 64 (the flattened block wastes only its last partial
-block). The b2 key columns are streamed in ``BLOCK_I`` blocks with an online softmax (log2 units),
-usually a single block.
+One program owns key row ``k`` of ``TILES_PER_PROGRAM`` consecutive key tiles ``n`` and a block of
+``BLOCK_P`` (query tile, query column) pairs, flattened so that consecutive pairs run across query
+tiles: all of them meet the same b2 keys, and 52 columns would otherwise be padded to 64 (the
+flattened block wastes only its last partial block). Looping over key tiles lets the loads of the
+next tile overlap the products of this one; in the first iteration the queries are loaded once.
+The b2 key columns fit one ``BLOCK_I`` block in the common case (``ONE_I_BLOCK``); wider tiles
+stream them in blocks with an online softmax. Logits are in log2 units (exp2).
 
-Outputs go to scratch in the layout stage 2 streams: ``aL, Y [G, Mc, b2, key_tiles*b1, D]`` (input
-dtype, the operands of stage 2's tensor-core products) and ``cL [G, Mc, b2, key_tiles*b1]`` in
+Outputs go to scratch in the layout stage 2 streams: ``aL, Y [G, Mc, b2, key_tiles*b1, D]`` (float16
+for 16-bit inputs: 8x finer than bfloat16 where it matters, since stage 2 exponentiates ``q . aL``;
+float32 for float32 inputs; products run in that dtype) and ``cL [G, Mc, b2, key_tiles*b1]`` in
 float32 and log2 units (``sum_i R log2 R``), so stage 2 subtracts it from its log2 logits directly.
 """
 
@@ -46,6 +49,84 @@ _RUNTIME_INTS = [
 ]
 """Integer arguments Triton must not specialise (on == 1 or % 16): one compiled kernel serves every
 grid and tiling; they only enter per-row index math, never a block shape."""
+
+
+@triton.jit
+def _row_summaries(
+    q,
+    k_base,
+    v_base,
+    stride_kn,
+    stride_vn,
+    key_row,
+    b2,
+    qk_scale,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    FINAL: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    ONE_I_BLOCK: tl.constexpr,
+):
+    """aL, Y (float32) and cL (log2 units) of the queries ``q`` against one key row of b2 tokens."""
+    d = tl.arange(0, HEAD_DIM)
+    dtype = q.dtype
+    if ONE_I_BLOCK:
+        # Common case (b2 <= BLOCK_I): normalise R first, then aL and Y one after the other, so
+        # only one float32 accumulator is live at a time (fewer registers, more programs per SM).
+        i = tl.arange(0, BLOCK_I)
+        i_valid = i < b2
+        token = (key_row + i).to(tl.int64)
+        keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
+        keys = keys.to(dtype)
+        z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
+        z = tl.where(i_valid[None, :], z, float("-inf"))
+        m_i = tl.max(z, 1)
+        p = tl.exp2(z - m_i[:, None])
+        l_i = tl.sum(p, 1)
+        pz_i = tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
+        R = (p / l_i[:, None]).to(dtype)
+        aL = tl.dot(R, keys, input_precision=DOT_PRECISION)
+        if FINAL:
+            values = tl.load(
+                v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
+            )
+            y = tl.dot(R, values.to(dtype), input_precision=DOT_PRECISION)
+        else:
+            y = aL
+    else:
+        m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)
+        l_i = tl.zeros([BLOCK_P], tl.float32)
+        pz_i = tl.zeros([BLOCK_P], tl.float32)  # sum of p * z, for the entropy term
+        acc_al = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
+        acc_y = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
+        for i0 in range(0, b2, BLOCK_I):
+            i = i0 + tl.arange(0, BLOCK_I)
+            i_valid = i < b2
+            token = (key_row + i).to(tl.int64)
+            keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
+            keys = keys.to(dtype)
+            z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
+            z = tl.where(i_valid[None, :], z, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(z, 1))
+            alpha = tl.exp2(m_i - m_new)
+            p = tl.exp2(z - m_new[:, None])
+            l_i = l_i * alpha + tl.sum(p, 1)
+            pz_i = pz_i * alpha + tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
+            acc_al = tl.dot(p.to(dtype), keys, acc_al * alpha[:, None], input_precision=DOT_PRECISION)
+            if FINAL:
+                values = tl.load(
+                    v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
+                )
+                acc_y = tl.dot(
+                    p.to(dtype), values.to(dtype), acc_y * alpha[:, None], input_precision=DOT_PRECISION
+                )
+            m_i = m_new
+        aL = acc_al / l_i[:, None]
+        y = acc_y / l_i[:, None]
+    # sum_i R log2 R with log2 R = z - m - log2(l): the R-weighted mean of z minus the log2-normaliser.
+    cL2 = pz_i / l_i - m_i - tl.log2(l_i)
+    return aL, y, cL2
 
 
 @triton.jit(do_not_specialize=_RUNTIME_INTS)
@@ -84,6 +165,7 @@ def monarch_stage1_kernel(
     HEAD_DIM: tl.constexpr,
     BLOCK_P: tl.constexpr,
     BLOCK_I: tl.constexpr,
+    TILES_PER_PROGRAM: tl.constexpr,
     FIRST: tl.constexpr,
     FINAL: tl.constexpr,
     HAS_LOCAL: tl.constexpr,
@@ -93,96 +175,57 @@ def monarch_stage1_kernel(
     pid_p = tl.program_id(0)
     pid_nk = tl.program_id(1)
     g = tl.program_id(2)
-    n = pid_nk // b1
     k = pid_nk % b1
+    n_first = (pid_nk // b1) * TILES_PER_PROGRAM
+    n_last = tl.minimum(n_first + TILES_PER_PROGRAM, key_tiles)
     pairs = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     m = pairs // b2  # query tile within this chunk
     j = pairs % b2
-    active = pairs < query_tiles * b2
-    if HAS_LOCAL:
-        # Pairs whose key tile is attended exactly carry no Monarch mass: skip them.
-        query_group = query_group_offset + (query_tile_first + m) // tiles_per_group
-        active = active & (tl.abs(query_group - n // tiles_per_group) > exact_local)
-    if tl.max(active.to(tl.int32), 0) == 0:
-        return
+    valid = pairs < query_tiles * b2
     batch = g // heads
     head = g % heads
     d = tl.arange(0, HEAD_DIM)
     nk = key_tiles * b1
+    scratch_dtype = AL.dtype.element_ty
+    query_group = query_group_offset + (query_tile_first + m) // tiles_per_group
+    k_base = K + batch.to(tl.int64) * stride_kb + head.to(tl.int64) * stride_kh
+    v_base = V + batch.to(tl.int64) * stride_vb + head.to(tl.int64) * stride_vh
+    out_row0 = ((g * query_tiles + m).to(tl.int64) * b2 + j) * nk + k
 
     if FIRST:
+        # L = identity: the query of row k itself, the same for every key tile (loaded once).
         q_token = tile_row_token(
             query_tile_first + m, k, tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, b2
         )
         q_base = Q + batch.to(tl.int64) * stride_qb + head.to(tl.int64) * stride_qh
-        q_ptrs = q_base + (q_token + j).to(tl.int64)[:, None] * stride_qn + d[None, :]
-    else:
-        ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
-        q_ptrs = AR + ar_row[:, None] * HEAD_DIM + d[None, :]
-    q = tl.load(q_ptrs, mask=active[:, None], other=0.0)
+        q_first = tl.load(
+            q_base + (q_token + j).to(tl.int64)[:, None] * stride_qn + d[None, :],
+            mask=valid[:, None],
+            other=0.0,
+        ).to(scratch_dtype)
 
-    key_row = tile_row_token(n, k, tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, b2)
-    k_base = K + batch.to(tl.int64) * stride_kb + head.to(tl.int64) * stride_kh
-    v_base = V + batch.to(tl.int64) * stride_vb + head.to(tl.int64) * stride_vh
-
-    if ONE_I_BLOCK:
-        # Common case (b2 <= BLOCK_I): normalise R first, then aL and Y one after the other, so
-        # only one float32 accumulator is live at a time (fewer registers, more programs per SM).
-        i = tl.arange(0, BLOCK_I)
-        i_valid = i < b2
-        token = (key_row + i).to(tl.int64)
-        keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
-        z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
-        z = tl.where(i_valid[None, :], z, float("-inf"))
-        m_i = tl.max(z, 1)
-        p = tl.exp2(z - m_i[:, None])
-        l_i = tl.sum(p, 1)
-        pz_i = tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
-        R = (p / l_i[:, None]).to(keys.dtype)
-        aL = tl.dot(R, keys, input_precision=DOT_PRECISION)
-        if FINAL:
-            values = tl.load(
-                v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
-            )
-            y = tl.dot(R, values, input_precision=DOT_PRECISION)
-    else:
-        m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)
-        l_i = tl.zeros([BLOCK_P], tl.float32)
-        pz_i = tl.zeros([BLOCK_P], tl.float32)  # sum of p * z, for the entropy term
-        acc_al = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
-        acc_y = tl.zeros([BLOCK_P, HEAD_DIM], tl.float32)
-        for i0 in range(0, b2, BLOCK_I):
-            i = i0 + tl.arange(0, BLOCK_I)
-            i_valid = i < b2
-            token = (key_row + i).to(tl.int64)
-            keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
-            z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
-            z = tl.where(i_valid[None, :], z, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(z, 1))
-            alpha = tl.exp2(m_i - m_new)
-            p = tl.exp2(z - m_new[:, None])
-            l_i = l_i * alpha + tl.sum(p, 1)
-            pz_i = pz_i * alpha + tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
-            acc_al = tl.dot(p.to(keys.dtype), keys, acc_al * alpha[:, None], input_precision=DOT_PRECISION)
-            if FINAL:
-                values = tl.load(
-                    v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
-                )
-                acc_y = tl.dot(
-                    p.to(values.dtype), values, acc_y * alpha[:, None], input_precision=DOT_PRECISION
-                )
-            m_i = m_new
-        aL = acc_al / l_i[:, None]
-        y = acc_y / l_i[:, None]
-
-    # sum_i R log2 R with log2 R = z - m - log2(l): the R-weighted mean of z minus the log2-normaliser.
-    cL2 = pz_i / l_i - m_i - tl.log2(l_i)
-    out_row = ((g * query_tiles + m).to(tl.int64) * b2 + j) * nk + n * b1 + k
-    tl.store(CL + out_row, cL2, mask=active)
-    tl.store(AL + out_row[:, None] * HEAD_DIM + d[None, :], aL.to(AL.dtype.element_ty), mask=active[:, None])
-    if FINAL:
-        tl.store(
-            Y + out_row[:, None] * HEAD_DIM + d[None, :],
-            y.to(Y.dtype.element_ty),
-            mask=active[:, None],
+    # Several key tiles per program: the loads of the next tile overlap this tile's products.
+    for n in range(n_first, n_last):
+        active = valid
+        if HAS_LOCAL:
+            # Pairs whose key tile is attended exactly carry no Monarch mass: nothing to store.
+            active = active & (tl.abs(query_group - n // tiles_per_group) > exact_local)
+        if FIRST:
+            q = q_first
+        else:
+            ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
+            q = tl.load(AR + ar_row[:, None] * HEAD_DIM + d[None, :], mask=active[:, None], other=0.0)
+        key_row = tile_row_token(
+            n, k, tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, b2
         )
+        aL, y, cL2 = _row_summaries(
+            q, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale,
+            HEAD_DIM, BLOCK_P, BLOCK_I, FINAL, DOT_PRECISION, ONE_I_BLOCK,
+        )  # fmt: skip
+        out_row = out_row0 + n * b1
+        tl.store(CL + out_row, cL2, mask=active)
+        tl.store(AL + out_row[:, None] * HEAD_DIM + d[None, :], aL.to(scratch_dtype), mask=active[:, None])
+        if FINAL:
+            tl.store(
+                Y + out_row[:, None] * HEAD_DIM + d[None, :], y.to(Y.dtype.element_ty), mask=active[:, None]
+            )

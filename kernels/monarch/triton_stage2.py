@@ -151,8 +151,9 @@ def _column_setup(
     width,
     HEAD_DIM: tl.constexpr,
     BLOCK_L: tl.constexpr,
+    SCRATCH_DTYPE: tl.constexpr,
 ):
-    """The (m, j) column's queries ``[BLOCK_L, D]``, their token index and row mask."""
+    """The (m, j) column's queries ``[BLOCK_L, D]`` in the scratch dtype, token index and row mask."""
     rows = tl.arange(0, BLOCK_L)
     l_valid = rows < b1
     d = tl.arange(0, HEAD_DIM)
@@ -176,7 +177,7 @@ def _column_setup(
     q = tl.load(
         q_base + token.to(tl.int64)[:, None] * stride_qn + d[None, :], mask=l_valid[:, None], other=0.0
     )
-    return q, token, l_valid
+    return q.to(SCRATCH_DTYPE), token, l_valid
 
 
 @triton.jit
@@ -258,6 +259,7 @@ def monarch_stage2_kernel(
     q, token, l_valid = _column_setup(
         Q, stride_qb, stride_qh, stride_qn, heads, g, m, j, query_tile_first, b1, b2,
         tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, HEAD_DIM, BLOCK_L,
+        AL.dtype.element_ty,
     )  # fmt: skip
     nk = key_tiles * b1
     flat_column = (g * query_tiles + m).to(tl.int64) * b2 + j
@@ -334,6 +336,7 @@ def monarch_refine_kernel(
     q, token, l_valid = _column_setup(
         Q, stride_qb, stride_qh, stride_qn, heads, g, m, j, query_tile_first, b1, b2,
         tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, HEAD_DIM, BLOCK_L,
+        AL.dtype.element_ty,
     )  # fmt: skip
     nk = key_tiles * b1
     flat_column = (g * query_tiles + m).to(tl.int64) * b2 + j
