@@ -1,0 +1,248 @@
+"""Real-time causal generation (issue 9): generator and end-to-end frames/s, dense vs Monarch, one run.
+
+ComfyUI's own WanModel at Wan 2.1 1.3B size (dim 1536, ffn 8960, 30 blocks, 12 heads) with random
+weights (speed does not depend on weight values; a Self-Forcing checkpoint has this architecture) and the
+full-size Wan 2.1 VAE, both through ComfyUI's loaders; 480 x 832, 81 frames = 21 latent frames in 7
+chunks of 3, Self-Forcing's 4 steps ("1000,750,500,250", shift 5) + the clean cache pass per chunk, KV
+cache of all frames; the RTV_CausalStreamingSampler code path (sampling/causal.py) with and without
+RTV_MonarchAttention, in one process.
+
+Per attention mode: one warm-up video (cuDNN / Triton autotuning for every cache length), then timed
+videos. Reported: generator frames/s (DiT only), end-to-end frames/s (DiT + streaming VAE decode of each
+chunk + copies to the CPU), first-chunk latency (first chunk generated and decoded), per-chunk times,
+peak device memory, and Monarch's speed-up over dense. Prints a table and writes JSON.
+
+    python bench/realtime.py                      # CUDA, bf16, the full size (H100 targets: issue 9)
+    python bench/realtime.py --profile            # + a torch.profiler table of one video per mode
+    python bench/realtime.py --tiny               # CPU smoke test of this script at a toy size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WAN_1_3B = dict(dim=1536, ffn_dim=8960, num_layers=30, num_heads=12)
+WAN_VAE_DIM = 96  # the real Wan 2.1 VAE width
+TEXT_TOKENS = 512
+TEXT_DIM = 4096
+# issue 9, H100 bf16: end-to-end frames/s with Monarch, Monarch over dense (same run), first-chunk latency
+TARGET_E2E_FPS = 25.0
+TARGET_SPEEDUP = 1.2
+TARGET_FIRST_CHUNK_S = 0.5
+MODES = {
+    "dense": None,  # ComfyUI's attention backend (SDPA on CUDA)
+    "monarch": {},  # RTV_MonarchAttention defaults (exact_local 1)
+    "monarch_rt": {"exact_local": -1},  # plain MonarchRT factorisation
+}
+
+
+def random_wan_state_dict(config: dict, dtype, device) -> dict:
+    """Weights of a Wan T2V DiT of ``config`` (norms 1, biases 0, fan-in scaled matrices), built on ``device``."""
+    import comfy.ldm.wan.model as wan
+    import comfy.ops
+    import torch
+
+    with torch.device("meta"):
+        dit = wan.WanModel(model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, freq_dim=256,
+                           text_dim=TEXT_DIM, qk_norm=True, cross_attn_norm=True,
+                           operations=comfy.ops.disable_weight_init, **config)  # fmt: skip
+    g = torch.Generator(device=device).manual_seed(0)
+    sd = {}
+    for name, p in dit.state_dict().items():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "bias" and p.ndim == 1:
+            t = torch.zeros(p.shape, device=device)
+        elif p.ndim == 1 and (leaf == "weight" or "norm" in name):
+            t = torch.ones(p.shape, device=device)
+        else:
+            fan_in = p[0].numel() if p.ndim > 1 else p.shape[-1]
+            t = torch.randn(p.shape, generator=g, device=device) * fan_in**-0.5
+        sd[name] = t.to(dtype)
+    return sd
+
+
+def build(args, torch, dtype):
+    import comfy.sd
+    import tiny_models
+    from comfy.ldm.wan.vae import WanVAE
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.tiny:
+        sd = tiny_models.tiny_wan_state_dict("t2v", seed=0, dtype=dtype)
+        vae_dim = tiny_models.TINY_VAE_BASE_DIM
+    else:
+        sd = random_wan_state_dict(WAN_1_3B, dtype, device)
+        vae_dim = WAN_VAE_DIM
+    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options={"dtype": dtype})
+    del sd
+    vae_module = WanVAE(dim=vae_dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                        temperal_downsample=[False, True, True], dropout=0.0)  # fmt: skip
+    vae = comfy.sd.VAE(sd=tiny_models._randomize(vae_module, seed=1))
+    return model, vae
+
+
+def run_video(sampler):
+    """One video; the sampler (and its patched model clone) is reused, so loading is outside the timing."""
+    t0 = time.perf_counter()
+    result = sampler.run()  # synchronises the device around every chunk phase
+    wall = time.perf_counter() - t0
+    return result, wall
+
+
+def summarize(result, wall: float) -> dict:
+    frames = int(result.images.shape[0])
+    generate = sum(r.generate_seconds for r in result.reports)
+    decode = sum(r.decode_seconds for r in result.reports)
+    return {
+        "frames": frames,
+        "seconds": round(wall, 4),
+        "generate_seconds": round(generate, 4),
+        "decode_seconds": round(decode, 4),
+        "generator_fps": round(frames / generate, 2),
+        "end_to_end_fps": round(frames / wall, 2),
+        "first_chunk_latency_s": result.reports[0].seconds,
+        "chunk_generate_s": [r.generate_seconds for r in result.reports],
+        "chunk_decode_s": [r.decode_seconds for r in result.reports],
+        "kv_cache_mib": round(result.reports[-1].working_bytes / 2**20, 1),
+        "peak_device_gib": round(result.peak_device_bytes / 2**30, 3) if result.peak_device_bytes else None,
+        "calls_with_cached_keys": result.kv_stats.calls_with_cached_keys,
+    }
+
+
+def profile_video(torch, sampler, rows: int = 15) -> list[dict]:
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        run_video(sampler)
+    key = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    table = []
+    for e in sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)[:rows]:
+        table.append({"op": e.key, "calls": e.count, "self_ms": round(getattr(e, key) / 1000, 2)})
+    return table
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--comfy-dir", default=str(REPO / ".host" / "ComfyUI"))
+    ap.add_argument("--frames", type=int, default=81)
+    ap.add_argument("--width", type=int, default=832)
+    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--chunk", type=int, default=3, help="latent frames per chunk")
+    ap.add_argument("--timesteps", default="1000,750,500,250")
+    ap.add_argument("--shift", type=float, default=5.0)
+    ap.add_argument("--modes", default=",".join(MODES), help=f"comma list of {list(MODES)}")
+    ap.add_argument("--repeats", type=int, default=1, help="timed videos per mode (the median is reported)")
+    ap.add_argument("--profile", action="store_true", help="also profile one video per mode (top ops)")
+    ap.add_argument(
+        "--tiny", action="store_true", help="tiny model and size on the CPU: a smoke test of this script"
+    )
+    ap.add_argument("--out", default=None, help="JSON path (default bench/results/realtime_<device>.json)")
+    args = ap.parse_args()
+
+    sys.path.insert(0, args.comfy_dir)
+    sys.path.insert(0, str(REPO / "tools"))
+    import comfy.cli_args
+    import torch
+
+    comfy.cli_args.args.cpu = args.tiny or not torch.cuda.is_available()
+    from pack_import import load_pack
+
+    load_pack("rtv")
+    from rtv.patches.attention import MonarchSettings, apply_monarch_attention
+    from rtv.sampling.causal import CausalStreamingSampler
+    from rtv.sampling.causal_schedule import causal_sigmas, plan_causal_chunks
+
+    if args.tiny:
+        args.width, args.height, args.frames, args.chunk = 64, 48, 17, 2
+    on_cuda = not comfy.cli_args.args.cpu
+    dtype = torch.bfloat16 if on_cuda else torch.float32
+    t0 = time.time()
+    base, vae = build(args, torch, dtype)
+    build_s = time.time() - t0
+    g = torch.Generator().manual_seed(0)
+    positive = [[torch.randn(1, TEXT_TOKENS, TEXT_DIM, generator=g), {}]]
+    plan = plan_causal_chunks(args.frames, args.chunk, seed=0)
+    sigmas = causal_sigmas(args.timesteps, args.shift)
+
+    rows, profiles = {}, {}
+    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+        if mode not in MODES:
+            raise SystemExit(f"unknown mode {mode!r}: use {list(MODES)}")
+        settings = MODES[mode]
+        model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
+        sampler = CausalStreamingSampler(model, positive, vae, plan, sigmas, args.width, args.height)
+        run_video(sampler)  # warm-up: loads the clone, autotunes every cache length
+        runs = [summarize(*run_video(sampler)) for _ in range(max(1, args.repeats))]
+        rows[mode] = min(
+            runs, key=lambda r: abs(r["seconds"] - statistics.median(x["seconds"] for x in runs))
+        )
+        rows[mode]["repeats_seconds"] = [r["seconds"] for r in runs]
+        if args.profile:
+            profiles[mode] = profile_video(torch, sampler)
+        print(f"{mode}: {rows[mode]['end_to_end_fps']} frames/s end to end", flush=True)
+
+    if "dense" in rows:
+        for row in rows.values():
+            row["speedup_generator_vs_dense"] = round(
+                rows["dense"]["generate_seconds"] / row["generate_seconds"], 3
+            )
+            row["speedup_end_to_end_vs_dense"] = round(rows["dense"]["seconds"] / row["seconds"], 3)
+    targets = {}
+    if "monarch" in rows:
+        m = rows["monarch"]
+        targets = {
+            f"monarch end-to-end >= {TARGET_E2E_FPS} frames/s": m["end_to_end_fps"] >= TARGET_E2E_FPS,
+            f"monarch >= {TARGET_SPEEDUP}x dense end to end": m.get("speedup_end_to_end_vs_dense", 0)
+            >= TARGET_SPEEDUP,
+            f"monarch first chunk < {TARGET_FIRST_CHUNK_S} s": m["first_chunk_latency_s"]
+            < TARGET_FIRST_CHUNK_S,
+        }
+    device_name = torch.cuda.get_device_name() if on_cuda else "cpu"
+    info = {
+        "device": device_name,
+        "torch": torch.__version__,
+        "cudnn": torch.backends.cudnn.version() if on_cuda else None,
+        "model": "ComfyUI WanModel "
+        + ("tiny" if args.tiny else "Wan 2.1 1.3B size (dim 1536, 30 blocks, 12 heads)"),
+        "vae": f"Wan 2.1 VAE, base dim {8 if args.tiny else WAN_VAE_DIM}",
+        "dtype": str(dtype),
+        "resolution": f"{args.width}x{args.height}",
+        "plan": plan.describe(),
+        "sigmas": sigmas,
+        "model_calls_per_chunk": len(sigmas),  # steps + the clean cache pass
+        "model_and_vae_build_s": round(build_s, 1),
+        "modes": rows,
+        "targets_h100": targets,
+        "profiles": profiles,
+    }
+    tag = "tiny_cpu" if args.tiny else device_name.lower().replace("nvidia ", "").split()[0]
+    out = Path(args.out or REPO / "bench" / "results" / f"realtime_{tag}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(info, indent=1) + "\n")
+
+    head = f"{'mode':<11} {'gen f/s':>8} {'e2e f/s':>8} {'first s':>8} {'gen s':>7} {'decode s':>9} {'x dense':>8} {'peak GiB':>9}"
+    print(head)
+    for mode, r in rows.items():
+        print(f"{mode:<11} {r['generator_fps']:>8} {r['end_to_end_fps']:>8} {r['first_chunk_latency_s']:>8} "
+              f"{r['generate_seconds']:>7} {r['decode_seconds']:>9} {r.get('speedup_end_to_end_vs_dense', '-'):>8} "
+              f"{str(r['peak_device_gib']):>9}")  # fmt: skip
+    for name, ok in targets.items():
+        print(f"{('PASS' if ok else 'MISS') if on_cuda else 'n/a (CPU smoke run)'}  {name}")
+    for mode, table in profiles.items():
+        print(f"\nprofile {mode}:")
+        for row in table:
+            print(f"  {row['self_ms']:>10} ms  {row['calls']:>6}  {row['op'][:80]}")
+    print(f"\n{info['device']}, torch {info['torch']}, {info['model']}, {info['resolution']}, {info['plan']}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
