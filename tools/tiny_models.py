@@ -30,6 +30,7 @@ UMT5_XXL = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 # Wan 2.1 Fun-Camera (VideoX-Fun v1.1 control-camera 1.3B), as ComfyUI's own Fun-Camera template names it.
 WAN21_FUN_CAMERA_1_3B = "wan2.1_fun_camera_v1.1_1.3B_bf16.safetensors"
 WAN21_I2V_480P_14B = "wan2.1_i2v_480p_14B_fp16.safetensors"
+WAN21_FLF2V_720P_14B = "wan2.1_flf2v_720p_14B_fp16.safetensors"
 WAN21_T2V_1_3B_SELF_FORCING = "Wan2.1_T2V_1.3B_SelfForcing_DMD-FP8_e4m3fn.safetensors"
 # The start image of shipped image-to-video workflows: ComfyUI ships input/example.png.
 EXAMPLE_IMAGE = "example.png"
@@ -140,6 +141,9 @@ TINY_MODELS = {
     ("diffusion_models", WAN21_T2V_1_3B_SELF_FORCING): wan_dit_file(
         "t2v", 4, "float16", "tiny random Wan 2.1 T2V standing in for Self-Forcing DMD 1.3B"),
     ("vae", WAN21_VAE): build_wan21_vae,
+    # img_emb.emb_pos (two CLIP-vision images): WAN21 first-last-frame-to-video.
+    ("diffusion_models", WAN21_FLF2V_720P_14B): wan_dit_file(
+        "flf2v", 5, "float16", "tiny random Wan 2.1 FLF2V for tests"),
 }
 
 
