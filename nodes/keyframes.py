@@ -6,16 +6,26 @@ from __future__ import annotations
 import json
 
 import comfy.model_management
+import comfy.samplers
+import comfy.utils
+import latent_preview
 from comfy_api.latest import io, ui
 
 from ..sampling.keyframes import (
     DEFAULT_PAIRS_PER_BATCH,
+    FILL_METHODS,
     INTERPOLATION_METHODS,
+    HybridHooks,
+    HybridKeyframeSampler,
+    HybridSettings,
     fill_by_interpolation,
     gap_counts,
+    plan_keyframes,
 )
-from .temporal import MAX_SIDE_LIMIT, Progress, send_text, to_frames, to_images
+from .temporal import MAX_FRAMES, MAX_SIDE_LIMIT, Progress, send_text, to_frames, to_images
 
+CameraTrajectoryType = io.Custom("CAMERA_TRAJECTORY")
+MAX_RESOLUTION = 8192
 MAX_BETWEEN = 1000
 MAX_MULTIPLIER = 64
 
@@ -115,4 +125,201 @@ class KeyframeInterpolate(io.ComfyNode):
         return io.NodeOutput(to_images(frames), ui=ui.PreviewText(json.dumps(report)))
 
 
-NODES = [KeyframeInterpolate]
+class NodeHybridHooks(HybridHooks):
+    """One progress bar over every sampling step of every stage (anchors, then each model-filled gap),
+    latent previews, and a status line per stage."""
+
+    def __init__(self, model, stages: int, steps: int, node_id: str | None):
+        self.steps, self.node_id = steps, node_id
+        self.pbar = comfy.utils.ProgressBar(stages * steps)
+        self.previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+
+    def sampling_callback(self, stage: int, steps: int):
+        def callback(step, x0, x, total_steps):
+            preview = None
+            if self.previewer is not None and x0 is not None:
+                preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
+            self.pbar.update_absolute(stage * self.steps + min(step + 1, self.steps), None, preview)
+
+        return callback
+
+    def stage_started(self, stage: int, text: str) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        self.pbar.update_absolute(stage * self.steps)
+        send_text(text, self.node_id)
+
+
+class HybridKeyframeVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RTV_HybridKeyframeVideo",
+            display_name="Hybrid Keyframe Video (RTV)",
+            category="RealtimeVideo/keyframes",
+            description=(
+                "SV4D-style anchor-then-dense generation: the model first makes keyframes every keyframe_stride "
+                "frames, all in one pass at their true distances in time (optionally following a camera trajectory "
+                "with a Fun-Camera model), then each gap is filled: by weight-free optical flow (fast), by the model "
+                "with first/last-frame conditioning (FLF2V / I2V models; for motion too large for flow), or by the "
+                "SV4D dense pass whose conditioning alternates between the left and right keyframe across steps."
+            ),
+            inputs=[
+                io.Model.Input(
+                    "model",
+                    tooltip="A Wan 2.1 model: T2V or Fun-Camera for flow fill; FLF2V / I2V for model fills.",
+                ),
+                io.Conditioning.Input("positive", tooltip="Prompt conditioning."),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning."),
+                io.Vae.Input("vae", tooltip="The Wan 2.1 VAE."),
+                io.Int.Input(
+                    "width", default=832, min=16, max=MAX_RESOLUTION, step=16, tooltip="Frame width (x16)."
+                ),
+                io.Int.Input(
+                    "height", default=480, min=16, max=MAX_RESOLUTION, step=16, tooltip="Frame height (x16)."
+                ),
+                io.Int.Input(
+                    "total_frames",
+                    default=81,
+                    min=2,
+                    max=MAX_FRAMES,
+                    tooltip="Length of the video. Model fills need 4k+1 (rounded up; the node says so).",
+                ),
+                io.Int.Input(
+                    "keyframe_stride",
+                    default=16,
+                    min=1,
+                    max=MAX_FRAMES,
+                    tooltip="Frames from one keyframe to the next (model fills: a multiple of 4). Keyframes "
+                    "sit at 0, stride, 2 x stride, ... and on the last frame: 81 frames at stride 16 = 6 keyframes.",
+                ),
+                io.Combo.Input(
+                    "inbetween_method",
+                    options=list(FILL_METHODS),
+                    default="flow",
+                    tooltip="flow: weight-free interpolation between keyframes (seconds). model: one "
+                    "first-last-frame sampling pass per gap (FLF2V / I2V model). model_alternating: SV4D "
+                    "dense pass, left/right keyframe conditioning alternating per step (I2V model; use a "
+                    "one-step sampler such as euler).",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="Seed of the keyframe pass; gap k uses seed + 1 + k.",
+                ),
+                io.Int.Input("steps", default=30, min=1, max=1000, tooltip="Sampling steps of every pass."),
+                io.Float.Input(
+                    "cfg",
+                    default=6.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Classifier-free guidance scale.",
+                ),
+                io.Combo.Input(
+                    "sampler_name",
+                    options=comfy.samplers.KSampler.SAMPLERS,
+                    default="euler",
+                    tooltip="Any ComfyUI sampler (model_alternating: one-step samplers such as euler).",
+                ),
+                io.Combo.Input(
+                    "scheduler",
+                    options=comfy.samplers.KSampler.SCHEDULERS,
+                    default="simple",
+                    tooltip="Any ComfyUI scheduler.",
+                ),
+                CameraTrajectoryType.Input(
+                    "trajectory",
+                    optional=True,
+                    tooltip="Camera path (RTV camera nodes), sampled at the keyframe times: the keyframes follow it "
+                    "with a Fun-Camera model; otherwise it is only reported. Resampled if its length differs.",
+                ),
+                io.ClipVisionOutput.Input(
+                    "clip_vision_output",
+                    optional=True,
+                    tooltip="CLIP vision of a reference image for I2V / FLF2V model fills.",
+                ),
+                io.Int.Input(
+                    "flow_max_side",
+                    default=0,
+                    min=0,
+                    max=MAX_SIDE_LIMIT,
+                    step=16,
+                    optional=True,
+                    tooltip="Flow fill: estimate flow at this longer side (0 = full size).",
+                ),
+            ],
+            outputs=[
+                io.Image.Output(display_name="images"),
+                io.Latent.Output(
+                    display_name="keyframe_latent",
+                    tooltip="The keyframes' latents from the anchor pass (one latent per keyframe).",
+                ),
+                io.Image.Output(display_name="keyframes"),
+            ],
+            hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        model,
+        positive,
+        negative,
+        vae,
+        width,
+        height,
+        total_frames,
+        keyframe_stride,
+        inbetween_method,
+        seed,
+        steps,
+        cfg,
+        sampler_name,
+        scheduler,
+        trajectory=None,
+        clip_vision_output=None,
+        flow_max_side: int = 0,
+    ) -> io.NodeOutput:
+        plan = plan_keyframes(total_frames, keyframe_stride, inbetween_method)
+        node_id = cls.hidden.unique_id
+        send_text(plan.describe(), node_id)
+        stages = 1 + (len(plan.gaps) if inbetween_method != "flow" else 1)
+        hooks = NodeHybridHooks(model, stages, steps, node_id)
+        settings = HybridSettings(
+            width=width,
+            height=height,
+            steps=steps,
+            cfg=cfg,
+            sampler_name=sampler_name,
+            scheduler=scheduler,
+            seed=seed,
+            fill=inbetween_method,
+            flow_max_side=flow_max_side,
+        )
+        result = HybridKeyframeSampler(
+            model,
+            positive,
+            negative,
+            vae,
+            plan,
+            settings,
+            trajectory,
+            clip_vision_output,
+            hooks,
+            device=comfy.model_management.get_torch_device(),
+        ).run()
+        comfy.model_management.soft_empty_cache()
+        device = comfy.model_management.intermediate_device()
+        return io.NodeOutput(
+            result.images.to(device),
+            {"samples": result.anchor_latents},
+            result.keyframes.to(device),
+            ui=ui.PreviewText(json.dumps(result.report)),
+        )
+
+
+NODES = [KeyframeInterpolate, HybridKeyframeVideo]

@@ -183,7 +183,7 @@ def plan_keyframes(total_frames: int, stride: int, fill: str = "flow") -> Keyfra
         )
     adjustments = []
     if fill != "flow":
-        snapped = max(TEMPORAL_STRIDE, TEMPORAL_STRIDE * round(stride / TEMPORAL_STRIDE))
+        snapped = max(TEMPORAL_STRIDE, TEMPORAL_STRIDE * int(stride / TEMPORAL_STRIDE + 0.5))  # ties up
         if snapped != stride:
             adjustments.append(f"keyframe_stride {stride} -> {snapped} (model fill: windows of 4k+1 frames)")
             stride = snapped
@@ -223,3 +223,281 @@ def anchor_camera_trajectory(keyframes: CameraTrajectory) -> CameraTrajectory:
     return CameraTrajectory(
         keyframes.c2w[index], keyframes.intrinsics[index], keyframes.fps, keyframes.aspect
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# The hybrid sampler (ComfyUI's samplers; imported lazily so the plan above stays testable alone)
+# --------------------------------------------------------------------------------------------------
+
+LATENT_CHANNELS = 16
+SPATIAL_STRIDE = 8
+
+
+@dataclass
+class HybridSettings:
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    sampler_name: str
+    scheduler: str
+    seed: int
+    fill: str = "flow"
+    flow_max_side: int = 0
+    pairs_per_batch: int = DEFAULT_PAIRS_PER_BATCH
+
+
+@dataclass
+class HybridResult:
+    images: torch.Tensor  # [total_frames, H, W, 3]
+    keyframes: torch.Tensor  # [K, H, W, 3]
+    anchor_latents: torch.Tensor  # [1, 16, K, h, w]
+    report: dict
+
+
+class HybridHooks:
+    """What the node layer supplies: progress and status text. Defaults do nothing."""
+
+    def sampling_callback(self, stage: int, steps: int) -> Callable | None:
+        return None
+
+    def stage_started(self, stage: int, text: str) -> None:
+        pass
+
+
+def model_kind(model) -> str:
+    """ "camera" (Wan Fun-Camera), "i2v" (image channels: I2V / FLF2V) or "t2v"."""
+    diffusion_model = model.get_model_object("diffusion_model")
+    if hasattr(diffusion_model, "control_adapter"):
+        return "camera"
+    if diffusion_model.patch_embedding.weight.shape[1] > LATENT_CHANNELS:
+        return "i2v"
+    return "t2v"
+
+
+class HybridKeyframeSampler:
+    """Anchor pass (all keyframes in one sample at their RoPE times), then the gaps (see module doc).
+    Stages for progress: 0 = anchors, 1..K-1 = gaps (model fills) or one stage for the flow fill."""
+
+    def __init__(
+        self,
+        model,
+        positive,
+        negative,
+        vae,
+        plan: KeyframePlan,
+        settings: HybridSettings,
+        trajectory: CameraTrajectory | None = None,
+        clip_vision_output=None,
+        hooks: HybridHooks | None = None,
+        device: torch.device | None = None,
+    ):
+        if settings.width % (2 * SPATIAL_STRIDE) or settings.height % (2 * SPATIAL_STRIDE):
+            raise ValueError(
+                f"[RTV] width and height must be multiples of 16 (Wan latent 8x, patch 2x); got "
+                f"{settings.width}x{settings.height}"
+            )
+        self.kind = model_kind(model)
+        if settings.fill != "flow" and self.kind != "i2v":
+            raise ValueError(
+                f"[RTV] inbetween_method '{settings.fill}' conditions each gap on its keyframes as start/end images, "
+                f"which needs a first-last-frame capable Wan model (Wan 2.1 FLF2V 14B, or an I2V model); this model "
+                f"is {'a Fun-Camera model' if self.kind == 'camera' else 'text-to-video'}: use 'flow'."
+            )
+        self.model, self.positive, self.negative, self.vae = model, positive, negative, vae
+        self.plan, self.s = plan, settings
+        self.trajectory, self.clip_vision_output = trajectory, clip_vision_output
+        self.hooks = hooks or HybridHooks()
+        self.device = device
+        self.notes: list[str] = list(plan.adjustments)
+
+    # ------------------------------------------------------------------------------------ stages
+    def run(self) -> HybridResult:
+        import comfy.model_management
+
+        keyframe_poses = None
+        if self.trajectory is not None:
+            keyframe_poses, note = keyframe_trajectory(self.trajectory, self.plan)
+            if note:
+                self.notes.append(note)
+            if self.kind != "camera":
+                self.notes.append(
+                    "the model has no camera input (not a Fun-Camera model): trajectory only reported"
+                )
+        self.hooks.stage_started(0, f"anchors: {self.plan.describe()}")
+        anchors = self.sample_anchors(keyframe_poses if self.kind == "camera" else None)
+        keyframes = torch.cat([self.decode(anchors[:, :, i : i + 1])[:1] for i in range(anchors.shape[2])])
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        if self.s.fill == "flow":
+            self.hooks.stage_started(1, f"flow fill of {len(self.plan.gaps)} gaps")
+            frames = fill_by_interpolation(
+                keyframes.movedim(-1, 1),
+                self.plan.gaps,
+                "flow",
+                self.s.pairs_per_batch,
+                self.s.flow_max_side,
+                device=self.device,
+            ).movedim(1, -1)
+        else:
+            pieces = []
+            for gap, count in enumerate(self.plan.gaps):
+                comfy.model_management.throw_exception_if_processing_interrupted()
+                self.hooks.stage_started(
+                    gap + 1, f"gap {gap + 1}/{len(self.plan.gaps)}: {count} frames by the model"
+                )
+                window = self.fill_gap(gap, keyframes[gap : gap + 1], keyframes[gap + 1 : gap + 2])
+                pieces += [keyframes[gap : gap + 1], window[1:-1]]
+            frames = torch.cat(pieces + [keyframes[-1:]])
+        if frames.shape[0] != self.plan.total_frames:
+            raise RuntimeError(f"[RTV] made {frames.shape[0]} frames instead of {self.plan.total_frames}")
+        report = {
+            "plan": self.plan.describe(),
+            "frames": int(frames.shape[0]),
+            "keyframe_times": list(self.plan.times),
+            "latent_positions": self.plan.latent_positions.tolist(),
+            "inbetween_method": self.s.fill,
+            "model": self.kind,
+            "notes": self.notes,
+        }
+        if keyframe_poses is not None:
+            report["keyframe_c2w"] = keyframe_poses.c2w.tolist()
+        return HybridResult(frames, keyframes, anchors, report)
+
+    def sample_anchors(self, keyframe_poses: CameraTrajectory | None) -> torch.Tensor:
+        """All keyframes as one latent sequence at their own temporal RoPE positions."""
+        import comfy.sample
+        import node_helpers
+
+        from ..kernels.plucker import wan_camera_embedding
+        from ..patches.rope import apply_frame_positions
+
+        model, positions = apply_frame_positions(self.model)
+        positions.positions = self.plan.latent_positions
+        latent = self.empty_latent(len(self.plan.times))
+        positive, negative = self.positive, self.negative
+        if keyframe_poses is not None:
+            embedding = wan_camera_embedding(
+                anchor_camera_trajectory(keyframe_poses), self.s.width, self.s.height
+            )
+            positive = node_helpers.conditioning_set_values(positive, {"camera_conditions": embedding})
+            negative = node_helpers.conditioning_set_values(negative, {"camera_conditions": embedding})
+        noise = comfy.sample.prepare_noise(latent, self.s.seed)
+        return (
+            comfy.sample.sample(
+                model,
+                noise,
+                self.s.steps,
+                self.s.cfg,
+                self.s.sampler_name,
+                self.s.scheduler,
+                positive,
+                negative,
+                latent,
+                callback=self.hooks.sampling_callback(0, self.s.steps),
+                seed=self.s.seed,
+            )
+            .cpu()
+            .float()
+        )
+
+    def fill_gap(self, gap: int, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """The window ``left .. right`` (``[L, H, W, 3]``, L = gap frames + 2) sampled by the model."""
+        length = self.plan.gaps[gap] + 2
+        seed = self.s.seed + 1 + gap
+        if self.s.fill == "model":
+            positive, negative = self.conditioning(length, start=left, end=right)
+            samples = self.sample_window(length, positive, negative, seed, stage=gap + 1)
+        else:
+            forward = self.conditioning(length, start=left)
+            backward = self.conditioning(length, start=right)
+            samples = self.sample_alternating(length, forward, backward, seed, stage=gap + 1)
+        return self.decode(samples)
+
+    # ------------------------------------------------------------------------------------ pieces
+    def empty_latent(self, latents: int) -> torch.Tensor:
+        return torch.zeros(
+            1, LATENT_CHANNELS, latents, self.s.height // SPATIAL_STRIDE, self.s.width // SPATIAL_STRIDE
+        )
+
+    def decode(self, samples: torch.Tensor) -> torch.Tensor:
+        images = self.vae.decode(samples)
+        return images.reshape(-1, *images.shape[-3:]).cpu().float()
+
+    def conditioning(self, length: int, start: torch.Tensor | None = None, end: torch.Tensor | None = None):
+        """Core ``WanFirstLastFrameToVideo`` semantics: start/end images at the window's ends (0.5 grey
+        elsewhere), their mask, and CLIP vision of the images when given."""
+        from comfy_extras.nodes_wan import WanFirstLastFrameToVideo
+
+        out = WanFirstLastFrameToVideo.execute(
+            positive=self.positive,
+            negative=self.negative,
+            vae=self.vae,
+            width=self.s.width,
+            height=self.s.height,
+            length=length,
+            batch_size=1,
+            start_image=start,
+            end_image=end,
+            clip_vision_start_image=self.clip_vision_output if start is not None else None,
+            clip_vision_end_image=self.clip_vision_output if end is not None else None,
+        )
+        return out.result[0], out.result[1]
+
+    def sample_window(self, length: int, positive, negative, seed: int, stage: int) -> torch.Tensor:
+        import comfy.sample
+
+        latent = self.empty_latent((length - 1) // TEMPORAL_STRIDE + 1)
+        noise = comfy.sample.prepare_noise(latent, seed)
+        return comfy.sample.sample(
+            self.model,
+            noise,
+            self.s.steps,
+            self.s.cfg,
+            self.s.sampler_name,
+            self.s.scheduler,
+            positive,
+            negative,
+            latent,
+            callback=self.hooks.sampling_callback(stage, self.s.steps),
+            seed=seed,
+        ).cpu()
+
+    def sample_alternating(self, length: int, forward, backward, seed: int, stage: int) -> torch.Tensor:
+        """SV4D's dense pass: step k is taken with the left keyframe as start image on the frames in
+        order (even k) or with the right keyframe as start image on the frames reversed (odd k).
+
+        One ``comfy.sample.sample`` call per step (``start_step=k, last_step=k+1``): the latent comes
+        back with its remaining noise and the next call continues from it, as two chained
+        KSamplerAdvanced do. Multistep samplers lose their history at every step; use a one-step
+        sampler (euler, SV4D's choice) for this mode."""
+        import comfy.sample
+
+        latent = self.empty_latent((length - 1) // TEMPORAL_STRIDE + 1)
+        noise = comfy.sample.prepare_noise(latent, seed)
+        callback = self.hooks.sampling_callback(stage, self.s.steps)
+        x = latent
+        for step in range(self.s.steps):
+            reverse = step % 2 == 1
+            positive, negative = backward if reverse else forward
+            current = torch.flip(x, dims=[2]) if reverse else x
+            step_noise = noise if step == 0 else torch.zeros_like(noise)
+            out = comfy.sample.sample(
+                self.model,
+                step_noise,
+                self.s.steps,
+                self.s.cfg,
+                self.s.sampler_name,
+                self.s.scheduler,
+                positive,
+                negative,
+                current,
+                start_step=step,
+                last_step=step + 1,
+                force_full_denoise=step == self.s.steps - 1,
+                disable_pbar=True,
+                seed=seed,
+            ).cpu()
+            x = torch.flip(out, dims=[2]) if reverse else out
+            if callback is not None:
+                callback(step, None, None, self.s.steps)
+        return x

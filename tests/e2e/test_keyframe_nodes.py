@@ -97,3 +97,79 @@ def test_bad_per_gap_list_says_what_to_change(server, keyframes):
         interpolate_graph(keyframes[0], "bad", frames_per_gap="1, 2, 3"), expect_success=False
     )
     assert "one count >= 0 per gap" in result.messages("execution_error")[0]["exception_message"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Hybrid keyframe video
+# --------------------------------------------------------------------------------------------------
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+FLOW_WORKFLOW = WORKFLOWS / "wan21_fun_camera_hybrid_keyframes_flow.json"
+MODEL_WORKFLOW = WORKFLOWS / "wan21_flf2v_hybrid_keyframes_model.json"
+KEYFRAME_TIMES = [0, 16, 32, 48, 64, 80]
+
+
+def tiny_hybrid(object_info, path: Path, steps: int = 2, **inputs) -> tuple[dict, str]:
+    from conftest import load_workflow_as_tiny_prompt
+
+    prompt = load_workflow_as_tiny_prompt(path, object_info)
+    (hybrid,) = [n for n, node in prompt.items() if node["class_type"] == "RTV_HybridKeyframeVideo"]
+    prompt[hybrid]["inputs"].update(steps=steps, **inputs)
+    return prompt, hybrid
+
+
+def saved_frames(result, prompt, images_slot: int) -> int:
+    from comfy_host import webp_frame_count
+
+    (saver,) = [
+        n
+        for n, node in prompt.items()
+        if node["class_type"] == "SaveAnimatedWEBP" and node["inputs"]["images"][1] == images_slot
+    ]
+    return webp_frame_count(result.files(saver)[0])
+
+
+def test_hybrid_flow_fill_follows_the_trajectory_at_the_keyframe_times(server, object_info):
+    """Fun-Camera model, orbit trajectory: 6 keyframes in one pass at their poses, flow in between.
+    The poses used are the trajectory's at the keyframe times (the trajectory is saved to compare)."""
+    prompt, hybrid = tiny_hybrid(object_info, FLOW_WORKFLOW)
+    trajectory = prompt[hybrid]["inputs"]["trajectory"]
+    prompt["90"] = {
+        "class_type": "RTV_SaveCameraTrajectory",
+        "inputs": {"trajectory": trajectory, "filename_prefix": "rtv_kf/orbit"},
+    }
+    result = server.run(prompt)
+    report = json.loads(result.text(hybrid)[0])
+    assert report["frames"] == 81 and report["keyframe_times"] == KEYFRAME_TIMES
+    assert report["latent_positions"] == [t / 4 for t in KEYFRAME_TIMES]
+    assert report["model"] == "camera" and report["inbetween_method"] == "flow"
+    saved_json = [p for p in result.text("90")[0].splitlines() if p.endswith(".json")][0]
+    c2w = torch.tensor(json.loads((server.output_dir / saved_json).read_text())["c2w"], dtype=torch.float64)
+    assert torch.equal(torch.tensor(report["keyframe_c2w"], dtype=torch.float64), c2w[KEYFRAME_TIMES])
+    assert saved_frames(result, prompt, 0) == 81
+    assert saved_frames(result, prompt, 2) == 6
+
+
+@pytest.mark.parametrize("fill", ["model", "model_alternating"])
+def test_hybrid_model_fills_on_a_first_last_frame_model(server, object_info, fill):
+    prompt, hybrid = tiny_hybrid(object_info, MODEL_WORKFLOW, inbetween_method=fill)
+    result = server.run(prompt)
+    report = json.loads(result.text(hybrid)[0])
+    assert report["frames"] == 81 and report["model"] == "i2v" and report["inbetween_method"] == fill
+    assert saved_frames(result, prompt, 0) == 81
+    assert saved_frames(result, prompt, 2) == 6
+
+
+def test_hybrid_snaps_a_model_fill_to_wan_windows_and_says_so(server, object_info):
+    prompt, hybrid = tiny_hybrid(object_info, MODEL_WORKFLOW, steps=1, total_frames=30, keyframe_stride=10)
+    result = server.run(prompt)
+    report = json.loads(result.text(hybrid)[0])
+    assert report["frames"] == 33 and report["keyframe_times"] == [0, 12, 24, 32]
+    assert any("keyframe_stride 10 -> 12" in n for n in report["notes"])
+    assert any("total_frames 30 -> 33" in n for n in report["notes"])
+
+
+def test_model_fill_on_a_text_to_video_model_says_to_use_flow(server, object_info):
+    prompt, hybrid = tiny_hybrid(object_info, FLOW_WORKFLOW, inbetween_method="model")
+    result = server.run(prompt, expect_success=False)
+    assert "use 'flow'" in result.messages("execution_error")[0]["exception_message"]
