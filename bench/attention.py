@@ -73,7 +73,8 @@ SHAPES = {
 }
 
 MONARCH_SETTINGS = {
-    "monarch_default": {},
+    "monarch_default": {},  # the kernel API's default: plain MonarchRT (exact_local off)
+    "monarch_node_default": {"exact_local": 1},  # RTV_MonarchAttention's default
     "monarch_h_split2": {"h_split": 2},
     "monarch_iterations2": {"iterations": 2},
 }
