@@ -26,6 +26,8 @@ def main() -> int:
     ap.add_argument("--comfy-dir", default=str(REPO / ".host" / "ComfyUI"))
     ap.add_argument("--frames", default="81,241,481")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--chunk", type=int, default=81, help="chunk_frames (4a+1)")
+    ap.add_argument("--overlap", type=int, default=17, help="overlap_frames (4m+1)")
     ap.add_argument("--width", type=int, default=832)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--tiny", action="store_true", help="tiny model and size: a CPU smoke test of this script")
@@ -82,7 +84,7 @@ def main() -> int:
     device = comfy.model_management.get_torch_device()
     rows = []
     for total in frames:
-        plan = plan_chunks(total, 81 if not args.tiny else 9, 17 if not args.tiny else 5, seed=0)
+        plan = plan_chunks(total, args.chunk if not args.tiny else 9, args.overlap if not args.tiny else 5, seed=0)
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -103,7 +105,7 @@ def main() -> int:
         del result
     info = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
             "model": "ComfyUI WanModel " + ("tiny" if args.tiny else "Wan 2.1 1.3B size (dim 1536, 30 blocks)"),
-            "dtype": str(dtype), "resolution": f"{width}x{height}", "chunk_frames": 81, "overlap_frames": 17,
+            "dtype": str(dtype), "resolution": f"{width}x{height}", "chunk_frames": args.chunk, "overlap_frames": args.overlap,
             "steps_per_chunk": args.steps, "cfg": 1.0, "sampler": "euler", "attention": "ComfyUI default (dense)",
             "model_and_vae_build_s": round(build_s, 1), "runs": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
