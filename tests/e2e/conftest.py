@@ -1,21 +1,11 @@
 """One real ComfyUI server per test session (``main.py --cpu``, this pack loaded as a custom_nodes
 entry, tiny models, its own output folder). The server log is kept under artifacts/ for CI."""
 
-import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-from comfy_host import REPO, ComfyServer  # noqa: E402
-from tiny_models import for_tiny_host  # noqa: E402
-from workflow_format import ui_to_api  # noqa: E402
-
-ARTIFACTS = REPO / "artifacts"
-PACK_MODULE = "custom_nodes.ComfyUI-RealtimeVideo"
+from comfy_host import ComfyServer
+from e2e_support import ARTIFACTS, PACK_MODULE
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +31,3 @@ def pack_nodes(object_info):
     assert nodes, "no node of this pack is registered: see artifacts/e2e-server.log for IMPORT FAILED"
     return nodes
 
-
-def load_workflow_as_tiny_prompt(path: Path, object_info: dict) -> dict:
-    return for_tiny_host(ui_to_api(json.loads(path.read_text()), object_info))

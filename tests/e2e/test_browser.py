@@ -11,7 +11,7 @@ import time
 import pytest
 from browser import Browser
 from comfy_host import free_port
-from conftest import ARTIFACTS
+from e2e_support import ARTIFACTS
 from tiny_models import TEXT_TOKENS, TINY_FOLDER, TINY_HEIGHT, TINY_WIDTH, provide_input_images
 from workflow_format import ui_to_api
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from comfy_host import PromptError, webp_frame_count
-from conftest import ARTIFACTS, load_workflow_as_tiny_prompt
+from e2e_support import ARTIFACTS, load_workflow_as_tiny_prompt
 from PIL import Image
 from tiny_models import TINY_FOLDER, WAN21_FUN_CAMERA_1_3B, WAN21_VAE, provide_input_images
 

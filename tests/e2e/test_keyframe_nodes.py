@@ -110,7 +110,7 @@ KEYFRAME_TIMES = [0, 16, 32, 48, 64, 80]
 
 
 def tiny_hybrid(object_info, path: Path, steps: int = 2, **inputs) -> tuple[dict, str]:
-    from conftest import load_workflow_as_tiny_prompt
+    from e2e_support import load_workflow_as_tiny_prompt
 
     prompt = load_workflow_as_tiny_prompt(path, object_info)
     (hybrid,) = [n for n, node in prompt.items() if node["class_type"] == "RTV_HybridKeyframeVideo"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from comfy_host import webp_frame_count
-from conftest import ARTIFACTS, load_workflow_as_tiny_prompt
+from e2e_support import ARTIFACTS, load_workflow_as_tiny_prompt
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
