@@ -32,7 +32,8 @@ from comfy_extras.nodes_custom_sampler import Guider_Basic
 
 from ..patches.kv_cache import KVCacheState, KVCacheStats, apply_kv_cache
 from .causal_schedule import CausalPlan
-from .streaming import LATENT_CHANNELS, SPATIAL_STRIDE, ChunkHooks
+from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE
+from .streaming import ChunkHooks
 from .wan_vae_stream import StreamingWanDecoder
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TEMPORAL_STRIDE = 4  # Wan VAE: pixel frames per latent (after the first)
+SPATIAL_STRIDE = 8  # Wan 2.1 VAE: pixels per latent row/column
+LATENT_CHANNELS = 16  # Wan 2.1 / 2.2 A14B latent channels
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
 

@@ -34,8 +34,8 @@ from ..kernels.camera import CameraTrajectory
 from ..kernels.flow import FlowParams
 from ..kernels.interpolate import interpolate_from_flows, linear_blend
 from ..kernels.seams import flows_at
+from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE
 
-TEMPORAL_STRIDE = 4  # Wan VAE: pixel frames per latent after the first
 INTERPOLATION_METHODS = ("flow", "blend")
 FILL_METHODS = ("flow", "model", "model_alternating")
 DEFAULT_PAIRS_PER_BATCH = 4
@@ -228,9 +228,6 @@ def anchor_camera_trajectory(keyframes: CameraTrajectory) -> CameraTrajectory:
 # --------------------------------------------------------------------------------------------------
 # The hybrid sampler (ComfyUI's samplers; imported lazily so the plan above stays testable alone)
 # --------------------------------------------------------------------------------------------------
-
-LATENT_CHANNELS = 16
-SPATIAL_STRIDE = 8
 
 
 @dataclass

@@ -32,12 +32,10 @@ import torch
 
 from ..patches.anchor import AnchorContext, apply_anchor_bias
 from ..patches.rope import apply_frame_positions
-from .chunk_plan import ChunkPlan
+from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE, ChunkPlan
 from .wan_vae_stream import StreamingWanDecoder
 
 OVERLAP_MODES = ("pinned_latents", "i2v_start_frames")
-LATENT_CHANNELS = 16  # Wan 2.1 / 2.2 A14B latent channels
-SPATIAL_STRIDE = 8  # Wan 2.1 VAE: pixels per latent row/column
 STD_FLOOR = 1e-6
 log = logging.getLogger("RealtimeVideo")
 

@@ -393,14 +393,6 @@ def test_tiny_fun_camera_model_is_a_camera_model_and_the_embedding_steers_it(ser
     assert (orbit - static).abs().max() > 1e-3 * static.abs().max()
 
 
-def preview_file(server, result, node_id):
-    """A preview image's path. ComfyUI puts temp files in <--temp-directory>/temp, one level below
-    where ``PromptResult.files`` looks."""
-    path = result.files(node_id)[0]
-    nested = server.workdir / "temp" / path.relative_to(server.workdir)
-    return nested if not path.is_file() and nested.is_file() else path
-
-
 def preview_pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
 
@@ -433,7 +425,7 @@ def test_shipped_fun_camera_workflow_runs_end_to_end_and_previews_the_path(serve
     assert webp_frame_count(result.files(save_id)[0]) == frames
 
     preview_id = next(nid for nid, n in prompt.items() if n["class_type"] == "RTV_TrajectoryPreview")
-    picture = preview_file(server, result, preview_id)
+    picture = result.files(preview_id)[0]
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(picture, ARTIFACTS / "camera_preview_orbit_left.png")
     pixels = preview_pixels(picture)
@@ -449,7 +441,7 @@ def test_preview_draws_every_kind_of_move(server, preset):
             "2": {"class_type": "RTV_TrajectoryPreview", "inputs": {"trajectory": ["1", 0]}},
         }
     )
-    picture = preview_file(server, result, "2")
+    picture = result.files("2")[0]
     shutil.copy(picture, ARTIFACTS / f"camera_preview_{preset}.png")
     panels = preview_pixels(picture)[round(PANELS_TOP * 1536) :]  # below the header and its colour legend
     assert coloured_pixels(panels) > 1000, preset

@@ -3,10 +3,10 @@ checkpoint: same architecture) and the tiny Wan VAE."""
 
 import json
 import re
-import time
 
 import pytest
 from comfy_host import webp_frame_count
+from e2e_support import interrupt_after_chunks
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.e2e
@@ -124,19 +124,7 @@ def test_rolling_window_keeps_the_cache_flat_and_frames_keep_their_global_index(
 
 def test_interrupt_keeps_finished_chunks_and_the_server_healthy(server):
     prompt_id = server.submit(causal_graph(4 * 60 + 1, 1, prefix="interrupted"))
-    saved = []
-    t0 = time.time()
-    while time.time() - t0 < 120 and len(saved) < 2:
-        saved = sorted((server.output_dir / "rtv_causal").glob("interrupted_chunk*.webp"))
-        time.sleep(0.2)
-    assert len(saved) >= 2, "no chunk finished within 120 s"
-    server.post("/interrupt", {})
-    history = server.wait(prompt_id, timeout=120)
-    assert history.status == "error"
-    assert history.messages("execution_interrupted")
-    after = sorted((server.output_dir / "rtv_causal").glob("interrupted_chunk*.webp"))
-    assert len(saved) <= len(after) < 61
-    assert all(p.with_suffix(".latent").is_file() for p in after)
+    interrupt_after_chunks(server, prompt_id, "rtv_causal", "interrupted", max_chunks=61)
     assert server.run(causal_graph(9, prefix="after_interrupt")).status == "success"
 
 

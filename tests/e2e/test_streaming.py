@@ -2,10 +2,10 @@
 
 import json
 import re
-import time
 
 import pytest
 from comfy_host import webp_frame_count
+from e2e_support import interrupt_after_chunks
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.e2e
@@ -87,19 +87,7 @@ def test_anchor_and_drift_correction_run_and_change_the_video(server):
 
 def test_interrupt_keeps_finished_chunks_and_the_server_healthy(server):
     prompt_id = server.submit(stream_graph(4 * 60 + 9, 9, 5, prefix="interrupted", steps=3))
-    saved = []
-    t0 = time.time()
-    while time.time() - t0 < 120 and len(saved) < 2:
-        saved = sorted((server.output_dir / "rtv_stream").glob("interrupted_chunk*.webp"))
-        time.sleep(0.2)
-    assert len(saved) >= 2, "no chunk finished within 120 s"
-    server.post("/interrupt", {})
-    history = server.wait(prompt_id, timeout=120)
-    assert history.status == "error"
-    assert history.messages("execution_interrupted")
-    after = sorted((server.output_dir / "rtv_stream").glob("interrupted_chunk*.webp"))
-    assert len(after) >= len(saved) and len(after) < 61
-    assert all(p.with_suffix(".latent").is_file() for p in after)
+    interrupt_after_chunks(server, prompt_id, "rtv_stream", "interrupted", max_chunks=61)
     assert server.run(stream_graph(17, 9, 5, prefix="after_interrupt")).status == "success"
 
 

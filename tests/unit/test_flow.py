@@ -50,15 +50,7 @@ FB_PHOTO_OCCLUDED_CAUGHT = 0.90
 REST_VALID = 0.97
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """Run this module's CPU work on one thread: the tensors are small (256 x 256) and the test
-    machines' 2 cores are shared, where OpenMP threads spend more time waiting for each other than
-    they save (measured 10x slower wall time under load with 2 threads than with 1)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @functools.cache

@@ -36,15 +36,7 @@ SCENES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """Run this module's CPU work on one thread: the tensors are small (256 x 256) and the test
-    machines' 2 cores are shared, where OpenMP threads spend more time waiting for each other than
-    they save (measured 10x slower wall time under load with 2 threads than with 1)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture(scope="module")

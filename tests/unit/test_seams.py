@@ -48,13 +48,7 @@ HOLD_BOUND = 1.25
 RELEASE_BOUND = 1.75
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """Small tensors on 2 shared cores: one thread avoids OpenMP contention (see test_flow.py)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def render(texture: SinusoidTexture, t: float, shift=(0.0, 0.0), gain: float = 1.0) -> torch.Tensor:
