@@ -209,6 +209,42 @@ def bench_shape(key: str, shape: Shape) -> dict:
     return record
 
 
+L2_SWEEP = [  # (heads per launch, scratch MiB): 0 = all heads, 1024 = the default budget
+    (0, 1024),
+    (1, 48),
+    (1, 24),
+    (2, 48),
+    (4, 96),
+]
+"""Launch layouts whose per-launch intermediates (aL, Y) fit in the 50 MB L2 of an H100."""
+
+
+def l2_sweep(key: str, shape: Shape) -> dict:
+    """Default Monarch settings under smaller launches (RTV_MONARCH_HEADS_PER_LAUNCH / _SCRATCH_MB)."""
+    import os
+
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.randn(1, shape.heads, shape.query_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+    k = torch.randn(1, shape.heads, shape.key_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+    v = torch.randn(1, shape.heads, shape.key_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+    rows = {}
+    for exact_local in (-1, 1):
+        for heads, mib in L2_SWEEP:
+            os.environ["RTV_MONARCH_HEADS_PER_LAUNCH"] = str(heads)
+            os.environ["RTV_MONARCH_SCRATCH_MB"] = str(mib)
+            name = f"exact_local{exact_local}_heads{heads}_scratch{mib}"
+            ms = timed(
+                lambda el=exact_local: monarch_attention(
+                    q, k, v, shape.grid, backend="triton", exact_local=el
+                )
+            )
+            rows[name] = ms
+            print(f"  {key:13s} {name:36s} {ms:9.3f} ms", flush=True)
+    os.environ.pop("RTV_MONARCH_HEADS_PER_LAUNCH")
+    os.environ.pop("RTV_MONARCH_SCRATCH_MB")
+    return rows
+
+
 def versions() -> dict:
     import triton
 
@@ -253,6 +289,9 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON path (default bench/results/attention_<gpu>.json)"
     )
+    parser.add_argument(
+        "--l2-sweep", action="store_true", help="also time default Monarch under smaller launches (L2_SWEEP)"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/attention.py needs a CUDA GPU")
@@ -261,6 +300,9 @@ def main() -> None:
         print(f"{key}: {SHAPES[key]}", flush=True)
         result["shapes"][key] = bench_shape(key, SHAPES[key])
         torch.cuda.empty_cache()  # the inputs of the last shape are gone with bench_shape's frame
+        if args.l2_sweep:
+            result["shapes"][key]["l2_sweep_ms"] = l2_sweep(key, SHAPES[key])
+            torch.cuda.empty_cache()
     gpu = (
         "h100" if "H100" in result["versions"]["device"] else result["versions"]["device"].split()[-1].lower()
     )

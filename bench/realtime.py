@@ -27,10 +27,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WAN_1_3B = dict(dim=1536, ffn_dim=8960, num_layers=30, num_heads=12)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from random_wan import TEXT_DIM, TEXT_TOKENS, WAN_1_3B, random_wan_state_dict  # noqa: E402
+
 WAN_VAE_DIM = 96  # the real Wan 2.1 VAE width
-TEXT_TOKENS = 512
-TEXT_DIM = 4096
 # issue 9, H100 bf16: end-to-end frames/s with Monarch, Monarch over dense (same run), first-chunk latency
 TARGET_E2E_FPS = 25.0
 TARGET_SPEEDUP = 1.2
@@ -40,31 +41,6 @@ MODES = {
     "monarch": {},  # RTV_MonarchAttention defaults (exact_local 1)
     "monarch_rt": {"exact_local": -1},  # plain MonarchRT factorisation
 }
-
-
-def random_wan_state_dict(config: dict, dtype, device) -> dict:
-    """Weights of a Wan T2V DiT of ``config`` (norms 1, biases 0, fan-in scaled matrices), built on ``device``."""
-    import comfy.ldm.wan.model as wan
-    import comfy.ops
-    import torch
-
-    with torch.device("meta"):
-        dit = wan.WanModel(model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, freq_dim=256,
-                           text_dim=TEXT_DIM, qk_norm=True, cross_attn_norm=True,
-                           operations=comfy.ops.disable_weight_init, **config)  # fmt: skip
-    g = torch.Generator(device=device).manual_seed(0)
-    sd = {}
-    for name, p in dit.state_dict().items():
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf == "bias" and p.ndim == 1:
-            t = torch.zeros(p.shape, device=device)
-        elif p.ndim == 1 and (leaf == "weight" or "norm" in name):
-            t = torch.ones(p.shape, device=device)
-        else:
-            fan_in = p[0].numel() if p.ndim > 1 else p.shape[-1]
-            t = torch.randn(p.shape, generator=g, device=device) * fan_in**-0.5
-        sd[name] = t.to(dtype)
-    return sd
 
 
 def build(args, torch, dtype):
@@ -139,6 +115,12 @@ def main() -> int:
     ap.add_argument("--shift", type=float, default=5.0)
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma list of {list(MODES)}")
     ap.add_argument("--repeats", type=int, default=1, help="timed videos per mode (the median is reported)")
+    ap.add_argument(
+        "--decode",
+        default="serial,overlap",
+        help="comma list: serial (decode each chunk after it samples) and/or overlap (decode it during "
+        "the next chunk's steps on a side stream, the node's default)",
+    )
     ap.add_argument("--profile", action="store_true", help="also profile one video per mode (top ops)")
     ap.add_argument(
         "--tiny", action="store_true", help="tiny model and size on the CPU: a smoke test of this script"
@@ -171,15 +153,28 @@ def main() -> int:
     plan = plan_causal_chunks(args.frames, args.chunk, seed=0)
     sigmas = causal_sigmas(args.timesteps, args.shift)
 
-    rows, profiles = {}, {}
-    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        if mode not in MODES:
-            raise SystemExit(f"unknown mode {mode!r}: use {list(MODES)}")
-        settings = MODES[mode]
+    rows, profiles, images, rows_same = {}, {}, {}, {}
+    decodes = [d.strip() for d in args.decode.split(",") if d.strip()]
+    if not set(decodes) <= {"serial", "overlap"}:
+        raise SystemExit(f"--decode takes serial and/or overlap, got {args.decode!r}")
+    runs_to_do = [
+        (attention, decode) for decode in decodes for attention in args.modes.split(",") if attention.strip()
+    ]
+    for attention, decode in runs_to_do:
+        attention = attention.strip()
+        if attention not in MODES:
+            raise SystemExit(f"unknown mode {attention!r}: use {list(MODES)}")
+        mode = attention if decode == "serial" else f"{attention}+overlap"
+        settings = MODES[attention]
         model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
-        sampler = CausalStreamingSampler(model, positive, vae, plan, sigmas, args.width, args.height)
-        run_video(sampler)  # warm-up: loads the clone, autotunes every cache length
+        sampler = CausalStreamingSampler(
+            model, positive, vae, plan, sigmas, args.width, args.height, overlap_decode=decode == "overlap"
+        )
+        warm, _ = run_video(sampler)  # warm-up: loads the clone, autotunes every cache length
+        images[mode] = warm.images
         runs = [summarize(*run_video(sampler)) for _ in range(max(1, args.repeats))]
+        if decode == "overlap" and attention in images:  # same seeds: the decode order must not matter
+            rows_same[mode] = float((warm.images - images[attention]).abs().max())
         rows[mode] = min(
             runs, key=lambda r: abs(r["seconds"] - statistics.median(x["seconds"] for x in runs))
         )
@@ -188,15 +183,17 @@ def main() -> int:
             profiles[mode] = profile_video(torch, sampler)
         print(f"{mode}: {rows[mode]['end_to_end_fps']} frames/s end to end", flush=True)
 
-    if "dense" in rows:
-        for row in rows.values():
-            row["speedup_generator_vs_dense"] = round(
-                rows["dense"]["generate_seconds"] / row["generate_seconds"], 3
-            )
-            row["speedup_end_to_end_vs_dense"] = round(rows["dense"]["seconds"] / row["seconds"], 3)
+    for mode, diff in rows_same.items():
+        rows[mode]["max_abs_diff_vs_serial_decode"] = diff
+    for mode, row in rows.items():
+        dense = rows.get("dense+overlap" if mode.endswith("+overlap") else "dense")
+        if dense is not None:  # against dense with the same decode
+            row["speedup_generator_vs_dense"] = round(dense["generate_seconds"] / row["generate_seconds"], 3)
+            row["speedup_end_to_end_vs_dense"] = round(dense["seconds"] / row["seconds"], 3)
     targets = {}
-    if "monarch" in rows:
-        m = rows["monarch"]
+    best = "monarch+overlap" if "monarch+overlap" in rows else "monarch"
+    if best in rows:
+        m = rows[best]
         targets = {
             f"monarch end-to-end >= {TARGET_E2E_FPS} frames/s": m["end_to_end_fps"] >= TARGET_E2E_FPS,
             f"monarch >= {TARGET_SPEEDUP}x dense end to end": m.get("speedup_end_to_end_vs_dense", 0)
@@ -217,6 +214,10 @@ def main() -> int:
         "plan": plan.describe(),
         "sigmas": sigmas,
         "model_calls_per_chunk": len(sigmas),  # steps + the clean cache pass
+        "targets_judged_on": best,
+        "decode": "streaming Wan VAE decode, cuDNN benchmark mode; '+overlap': a chunk decodes during the "
+        "next chunk's steps on a side stream (the first chunk at once); decode_seconds then counts only "
+        "the part that did not overlap",
         "model_and_vae_build_s": round(build_s, 1),
         "modes": rows,
         "targets_h100": targets,
@@ -227,10 +228,10 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(info, indent=1) + "\n")
 
-    head = f"{'mode':<11} {'gen f/s':>8} {'e2e f/s':>8} {'first s':>8} {'gen s':>7} {'decode s':>9} {'x dense':>8} {'peak GiB':>9}"
+    head = f"{'mode':<19} {'gen f/s':>8} {'e2e f/s':>8} {'first s':>8} {'gen s':>7} {'decode s':>9} {'x dense':>8} {'peak GiB':>9}"
     print(head)
     for mode, r in rows.items():
-        print(f"{mode:<11} {r['generator_fps']:>8} {r['end_to_end_fps']:>8} {r['first_chunk_latency_s']:>8} "
+        print(f"{mode:<19} {r['generator_fps']:>8} {r['end_to_end_fps']:>8} {r['first_chunk_latency_s']:>8} "
               f"{r['generate_seconds']:>7} {r['decode_seconds']:>9} {r.get('speedup_end_to_end_vs_dense', '-'):>8} "
               f"{str(r['peak_device_gib']):>9}")  # fmt: skip
     for name, ok in targets.items():

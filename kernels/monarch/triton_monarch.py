@@ -41,6 +41,10 @@ LOG2E = 1.4426950408889634
 
 SCRATCH_ENV = "RTV_MONARCH_SCRATCH_MB"
 DEFAULT_SCRATCH_MB = 1024
+HEADS_ENV = "RTV_MONARCH_HEADS_PER_LAUNCH"
+"""Heads (x batch) per launch; 0 = all. With few heads and a small scratch budget the intermediates
+of one launch fit in L2, so stage 2 reads them before they reach DRAM (an experiment of
+bench/attention.py --l2-sweep: more, smaller launches against fewer DRAM bytes)."""
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 HEAD_DIMS = (16, 32, 64, 128, 256)
@@ -355,10 +359,23 @@ def monarch_forward_into(
     ``poison_scratch`` fills the intermediates with NaN first (tests: every value read was written).
     """
     q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
-    head_dim = q.shape[-1]
-    scale = head_dim**-0.5 if scale is None else float(scale)
-    plan = _Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch)
-    lay = layout
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    heads = q.shape[1]
+    per_launch = int(os.environ.get(HEADS_ENV, 0)) or heads
+    if q.shape[0] != 1:
+        per_launch = heads
+    for h0 in range(0, heads, per_launch):
+        # Head slices are views: the kernels take strides, so no copies.
+        h = slice(h0, min(heads, h0 + per_launch))
+        plan = _Plan(
+            q[:, h], k[:, h], v[:, h], out[:, h], layout, scale * LOG2E, int(exact_local), poison_scratch
+        )
+        _forward_heads(plan, iterations)
+    return out
+
+
+def _forward_heads(plan: _Plan, iterations: int) -> None:
+    q, lay, head_dim = plan.q, plan.layout, plan.head_dim
     elem = torch.finfo(plan.scratch_dtype).bits // 8
     chunk_tiles = _query_tiles_per_chunk(lay, plan.groups, head_dim, elem, iterations)
     for first_tile in range(0, lay.query_tiles, chunk_tiles):
@@ -382,7 +399,6 @@ def monarch_forward_into(
             key = _tune_key(q, kernel, d=head_dim, b1=lay.b1, local=plan.has_local)
             launch = functools.partial(launch_fn, plan, chunk)
             launch(_choose(key, candidates, launch))
-    return out
 
 
 # --------------------------------------------------------------------------------------------

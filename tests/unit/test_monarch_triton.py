@@ -173,6 +173,14 @@ def test_scratch_split_into_many_query_chunks(monkeypatch):
     check(q, k, v, SMALL_GRID, iterations=2, exact_local=0)
 
 
+def test_one_head_per_launch_with_query_chunks(monkeypatch):
+    """Head-sliced launches (the L2 experiment) write the same output as one launch of all heads."""
+    monkeypatch.setenv("RTV_MONARCH_HEADS_PER_LAUNCH", "1")
+    monkeypatch.setenv("RTV_MONARCH_SCRATCH_MB", "0.001")
+    q, k, v = structured_qkv(SMALL_GRID, 3, dtype=torch.bfloat16, seed=4)
+    check(q, k, v, SMALL_GRID, exact_local=1)
+
+
 # --------------------------------------------------------------------------------------------
 # Real Wan 1.3B 480p shapes (12 heads x 128, 21 x 30 x 52 tokens)
 # --------------------------------------------------------------------------------------------
