@@ -28,7 +28,7 @@ import torch
 import triton
 from torch import Tensor
 
-from . import MonarchBackend, register_backend
+from . import MonarchBackend, cudnn_local, register_backend
 from .autotune_cache import Config, pick_config
 from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
 from .triton_local import monarch_local_kernel
@@ -153,6 +153,9 @@ LOCAL_CANDIDATES: list[Config] = [
     {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2},
     {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2},
 ]
+CUDNN_LOCAL: Config = {"impl": "cudnn"}
+"""Whole-frame tiles can take their exact local part from cuDNN's attention (``cudnn_local``); the
+autotuner times it against the Triton kernels like any other candidate."""
 
 
 @functools.cache
@@ -290,6 +293,17 @@ class _Chunk:
 
 def _launch_local(plan: _Plan, chunk: _Chunk, config: Config) -> None:
     lay = plan.layout
+    if config.get("impl") == "cudnn":
+        try:
+            cudnn_local.local_tiles_into(
+                chunk.local_out, chunk.local_lse, plan.q, plan.k, plan.v, lay, chunk.first_tile, chunk.tiles,
+                plan.exact_local, plan.qk_scale / LOG2E,
+            )  # fmt: skip
+            return
+        except RuntimeError:  # a shape cuDNN declines: the Triton kernel serves every call
+            if torch.cuda.is_current_stream_capturing():
+                raise
+            config = LOCAL_CANDIDATES[0]
     grid = (triton.cdiv(lay.b1 * lay.b2, config["BLOCK_M"]), chunk.tiles, plan.groups)
     monarch_local_kernel[grid](
         plan.q, plan.k, plan.v, chunk.local_out, chunk.local_lse,
@@ -381,9 +395,10 @@ def _forward_heads(plan: _Plan, iterations: int) -> None:
     for first_tile in range(0, lay.query_tiles, chunk_tiles):
         chunk = _Chunk.allocate(plan, first_tile, min(chunk_tiles, lay.query_tiles - first_tile), iterations)
         if plan.has_local:
-            key = _tune_key(q, "local", d=head_dim, b1=lay.b1, b2=lay.b2)
+            candidates = LOCAL_CANDIDATES + ([CUDNN_LOCAL] if cudnn_local.serves(q, lay) else [])
+            key = _tune_key(q, "local", d=head_dim, b1=lay.b1, b2=lay.b2, cudnn=CUDNN_LOCAL in candidates)
             launch = functools.partial(_launch_local, plan, chunk)
-            launch(_choose(key, LOCAL_CANDIDATES, launch))
+            launch(_choose(key, candidates, launch))
         for iteration in range(iterations):
             first, final = iteration == 0, iteration == iterations - 1
             key = _tune_key(

@@ -173,6 +173,36 @@ def test_scratch_split_into_many_query_chunks(monkeypatch):
     check(q, k, v, SMALL_GRID, iterations=2, exact_local=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize(
+    "query_frames, settings",
+    [
+        (None, {"exact_local": 1}),
+        (None, {"exact_local": 2, "tile_frames": 2}),
+        (2, {"exact_local": 1}),
+        (3, {"exact_local": 0, "iterations": 2}),
+    ],
+    ids=["full-local1", "full-local2-tf2", "chunk-local1", "chunk-local0-it2"],
+)
+def test_cudnn_local_tiles_match_reference(monkeypatch, dtype, query_frames, settings):
+    """The cuDNN candidate for the exact local tiles alone (edge tiles with fewer neighbours included)."""
+    from rtv.kernels.monarch import triton_monarch
+
+    monkeypatch.setattr(triton_monarch, "LOCAL_CANDIDATES", [])  # leaves cuDNN the only candidate
+    q, k, v = structured_qkv(SMALL_GRID, query_frames, dtype=dtype, seed=5)
+    layout = monarch_layout(SMALL_GRID, q.shape[-2], k.shape[-2], tile_frames=settings.get("tile_frames", 1))
+    assert triton_monarch.cudnn_local.serves(q, layout)
+    check(q, k, v, SMALL_GRID, **settings)
+
+
+def test_cudnn_local_tiles_at_the_wan_chunk_shape(monkeypatch):
+    from rtv.kernels.monarch import triton_monarch
+
+    monkeypatch.setattr(triton_monarch, "LOCAL_CANDIDATES", [])
+    q, k, v = structured_qkv(WAN_GRID, 3, heads=12, head_dim=128, dtype=torch.bfloat16, seed=2)
+    check(q, k, v, WAN_GRID, exact_local=1)
+
+
 def test_one_head_per_launch_with_query_chunks(monkeypatch):
     """Head-sliced launches (the L2 experiment) write the same output as one launch of all heads."""
     monkeypatch.setenv("RTV_MONARCH_HEADS_PER_LAUNCH", "1")
