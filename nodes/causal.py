@@ -166,6 +166,14 @@ class CausalStreamingSamplerNode(io.ComfyNode):
                     tooltip="Finished chunks are saved as WEBP (+ latents) under the output folder with this "
                     "prefix as they complete, so an interrupt loses nothing. Empty: do not save.",
                 ),
+                io.Boolean.Input(
+                    "overlap_decode",
+                    default=False,
+                    optional=True,
+                    tooltip="On CUDA, decode each chunk while the next one samples (a side stream). Same "
+                    "frames; every chunk after the first is shown one chunk later. Measured on an H100 at "
+                    "480p: 2-5 % more frames/s (the GPU is already busy), so off by default.",
+                ),
             ],
             outputs=[io.Image.Output(display_name="images"), io.Latent.Output(display_name="latent")],
             hidden=[io.Hidden.unique_id],
@@ -187,13 +195,16 @@ class CausalStreamingSamplerNode(io.ComfyNode):
         width: int = 832,
         height: int = 480,
         chunk_save_prefix: str = "RealtimeVideo/causal",
+        overlap_decode: bool = False,
     ) -> io.NodeOutput:
         sigmas = causal_sigmas(timesteps, shift)
         plan = plan_causal_chunks(total_frames, chunk_latent_frames, seed, kv_window_frames, sink_frames)
         node_id = cls.hidden.unique_id
         _send_text(plan.describe(), node_id)
         hooks = CausalNodeHooks(model, plan, len(sigmas) - 1, chunk_save_prefix or "", node_id)
-        sampler = CausalStreamingSampler(model, positive, vae, plan, sigmas, width, height, hooks)
+        sampler = CausalStreamingSampler(
+            model, positive, vae, plan, sigmas, width, height, hooks, overlap_decode=overlap_decode
+        )
         result = sampler.run()
         stats = result.kv_stats
         report = {

@@ -9,9 +9,11 @@ other patches (RTV_MonarchAttention, LoRAs) work as in any sampler. Per chunk (S
    cached keys, then x0 is re-noised with fresh noise to the next sigma (ComfyUI's ``sample_lcm``
    update, DMD-style, not an ODE step);
 2. one clean pass at t = 0 on the final x0 writes the chunk's clean K/V into the cache;
-3. the chunk is decoded at once by the streaming causal VAE decoder (identical to one decode of the
-   whole latent), moved to the CPU and handed to the hooks (preview, saving), while the cache stays on
-   the device for the next chunk.
+3. the chunk is decoded by the streaming causal VAE decoder (identical to one decode of the whole
+   latent), moved to the CPU and handed to the hooks (preview, saving), while the cache stays on the
+   device for the next chunk. With ``overlap_decode`` the decode runs a latent frame per step of the
+   *next* chunk on a side CUDA stream (the GPU decodes while it samples), and the chunk is handed
+   out when the next one has sampled.
 
 Noise is drawn on the CPU from one generator per chunk (seed + k): first the initial noise, then one
 draw per re-noising, so a seed gives the same video on any device. Interrupts are checked before every
@@ -20,6 +22,7 @@ model call; finished chunks have already been handed out.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -34,7 +37,7 @@ from ..patches.kv_cache import KVCacheState, KVCacheStats, apply_kv_cache
 from .causal_schedule import CausalPlan
 from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE
 from .streaming import ChunkHooks
-from .wan_vae_stream import StreamingWanDecoder
+from .wan_vae_stream import ChunkDecode, StreamingWanDecoder
 
 
 @dataclass
@@ -125,6 +128,7 @@ class CausalStreamingSampler:
         width: int,
         height: int,
         hooks: ChunkHooks | None = None,
+        overlap_decode: bool = False,
     ):
         if width % (2 * SPATIAL_STRIDE) or height % (2 * SPATIAL_STRIDE):
             raise ValueError(
@@ -149,6 +153,7 @@ class CausalStreamingSampler:
         self.sigmas = torch.tensor(sigmas, dtype=torch.float32)
         self.latent_hw = (height // SPATIAL_STRIDE, width // SPATIAL_STRIDE)
         self.hooks = hooks or ChunkHooks()
+        self.overlap_decode = overlap_decode
 
     @property
     def steps(self) -> int:
@@ -157,55 +162,100 @@ class CausalStreamingSampler:
     def run(self) -> CausalResult:
         plan = self.plan
         self.state.reset()
-        decoder = StreamingWanDecoder(self.vae) if self.vae is not None else None
+        decoder = None
+        if self.vae is not None:
+            decoder = StreamingWanDecoder(self.vae, side_stream=self.overlap_decode)
         device = comfy.model_management.get_torch_device()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        latents, frames_out, reports = [], [], []
+        self._latents, self._frames, self._reports = [], [], []
+        pending = None  # the previous chunk, decoding while this one samples (overlap_decode)
         try:
             for chunk in plan.chunks:
                 comfy.model_management.throw_exception_if_processing_interrupted()
                 self.hooks.chunk_started(plan, chunk.index)
                 t0 = _now(device)
-                samples = self.generate_chunk(chunk)
+                samples = self.generate_chunk(chunk, pending.decode if pending else None)
                 t1 = _now(device)
-                frames = decoder.push(samples).cpu() if decoder is not None else None
-                t2 = _now(device)
-                samples = samples.cpu()
-                latents.append(samples)
-                if frames is not None:
-                    frames_out.append(frames)
-                report = CausalChunkReport(
-                    chunk.index,
-                    chunk.first_frame,
-                    chunk.first_latent,
-                    chunk.seed,
-                    round(t2 - t0, 4),
-                    round(t1 - t0, 4),
-                    round(t2 - t1, 4),
-                    self.state.cache_bytes(),
-                    list(self.state.cached_frames),
-                )
-                reports.append(report)
-                self.hooks.chunk_finished(plan, report, frames, samples)
+                if pending is not None:
+                    self._hand_out(pending, _now(device))  # what its decode left, then its frames
+                pending = _PendingChunk(chunk, samples, t0, t1, decoder.start(samples) if decoder else None)
+                if not self.overlap_decode or chunk.index == 0:  # the first chunk keeps its latency
+                    self._hand_out(pending, _now(device))
+                    pending = None
+            if pending is not None:
+                self._hand_out(pending, _now(device))
+                pending = None
         finally:
+            if pending is not None:  # interrupted: the chunk generated last is finished, not lost
+                try:
+                    self._hand_out(pending, _now(device))
+                except Exception:  # noqa: BLE001 - the original error is the one to raise
+                    logging.exception("[RTV] could not finish the last chunk after an error")
             self.state.release_memory()
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        images = torch.cat(frames_out) if frames_out else None
-        return CausalResult(images, torch.cat(latents, dim=2), reports, self.state.stats, peak)
+        images = torch.cat(self._frames) if self._frames else None
+        return CausalResult(images, torch.cat(self._latents, dim=2), self._reports, self.state.stats, peak)
 
-    def generate_chunk(self, chunk) -> torch.Tensor:
-        """Sample one chunk against the cache and write it into the cache; returns its latents."""
+    def _hand_out(self, pending: _PendingChunk, decode_started: float) -> None:
+        """Finish the chunk's decode, record it, and give it to the hooks (preview, saving)."""
+        device = comfy.model_management.get_torch_device()
+        frames = pending.decode.finish().cpu() if pending.decode is not None else None
+        t2 = _now(device)
+        chunk, samples = pending.chunk, pending.samples.cpu()
+        self._latents.append(samples)
+        if frames is not None:
+            self._frames.append(frames)
+        # With overlap_decode, decode_seconds counts only what did not overlap the next chunk.
+        report = CausalChunkReport(
+            chunk.index,
+            chunk.first_frame,
+            chunk.first_latent,
+            chunk.seed,
+            round(pending.generated - pending.started + t2 - decode_started, 4),
+            round(pending.generated - pending.started, 4),
+            round(t2 - decode_started, 4),
+            self.state.cache_bytes(),
+            list(self.state.cached_frames),
+        )
+        self._reports.append(report)
+        self.hooks.chunk_finished(self.plan, report, frames, samples)
+
+    def generate_chunk(self, chunk, side_decode: ChunkDecode | None = None) -> torch.Tensor:
+        """Sample one chunk against the cache and write it into the cache; returns its latents.
+
+        ``side_decode`` (the previous chunk's decode) advances one latent frame after every step, on
+        its own CUDA stream, so the GPU decodes while this chunk samples."""
         latent = torch.zeros(1, LATENT_CHANNELS, chunk.latents, *self.latent_hw)
         noise, noise_sampler = chunk_noise(latent.shape, chunk.seed, self.model.load_device)
         sampler = comfy.samplers.KSAMPLER(sample_causal_chunk, extra_options={"noise_sampler": noise_sampler})
         callback = self.hooks.sampling_callback(chunk.index, self.steps)
+        if side_decode is not None:
+            callback = _with_side_decode(callback, side_decode)
         self.state.begin_chunk(chunk.first_latent, chunk.latents)
         samples = self.guider.sample(
             noise, latent, sampler, self.sigmas, callback=callback, disable_pbar=True, seed=chunk.seed
         )
         self.state.end_chunk()
         return samples
+
+
+@dataclass
+class _PendingChunk:
+    chunk: object
+    samples: torch.Tensor
+    started: float
+    generated: float
+    decode: ChunkDecode | None
+
+
+def _with_side_decode(callback, side_decode: ChunkDecode):
+    def step_done(*args):
+        if callback is not None:
+            callback(*args)
+        side_decode.advance_if_loaded()
+
+    return step_done
 
 
 def _now(device) -> float:

@@ -4,9 +4,15 @@ The Wan VAE decoder is causal: ComfyUI's ``WanVAE.decode`` feeds latent frames o
 carries a cache of the last frames of every causal 3D convolution. Keeping that cache between calls
 lets a long video be decoded as its chunks finish (constant device memory, no VAE seam) with the
 same frames as one ``VAE.decode`` of the stitched latent.
+
+A chunk can also be decoded a latent frame at a time (``start`` -> ``advance`` ... -> ``finish``) on
+a side CUDA stream, so the causal sampler interleaves the decode of one chunk with the model calls of
+the next and the GPU runs both at once.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import comfy.model_management
 import torch
@@ -15,11 +21,14 @@ import torch
 class StreamingWanDecoder:
     """``push(latents)`` -> IMAGE frames [N, H, W, 3] on ComfyUI's output device."""
 
-    def __init__(self, vae):
+    def __init__(self, vae, *, side_stream: bool = False, cudnn_benchmark: bool = True):
         self.vae = vae
         self.model = vae.first_stage_model
         self.feat_cache = None
         self.frames_done = 0
+        self.cudnn_benchmark = cudnn_benchmark
+        self._side_stream = side_stream
+        self._stream = None
 
     @staticmethod
     def supports(vae) -> bool:
@@ -27,17 +36,92 @@ class StreamingWanDecoder:
         return model is not None and type(model).__module__ == "comfy.ldm.wan.vae" and hasattr(model, "conv2")
 
     def push(self, latents: torch.Tensor) -> torch.Tensor:
+        job = self.start(latents)
+        while job.advance():
+            pass
+        return job.finish()
+
+    def start(self, latents: torch.Tensor) -> ChunkDecode:
+        """Load the VAE (here, between model calls) and begin decoding ``latents`` [B, 16, T, h, w]."""
         from comfy.ldm.wan.vae import count_conv3d
 
         comfy.model_management.load_models_gpu([self.vae.patcher])
         if self.feat_cache is None:
             self.feat_cache = [None] * count_conv3d(self.model.decoder)
-        outputs = []
+        if self._side_stream and self.vae.device.type == "cuda" and self._stream is None:
+            self._stream = torch.cuda.Stream(self.vae.device)
+        return ChunkDecode(self, latents)
+
+    def is_loaded(self) -> bool:
+        """Whether the VAE's weights are still on the device (a model load may have evicted them)."""
+        return any(m is self.vae.patcher for m in comfy.model_management.loaded_models())
+
+    @contextlib.contextmanager
+    def _device_context(self):
+        # The decoder runs the same convolution shapes for every latent frame after the first, so
+        # cuDNN's benchmarked algorithms pay for their one-time search within a chunk.
+        previous = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark or previous
+        try:
+            with (
+                torch.inference_mode(),
+                torch.cuda.stream(self._stream) if self._stream else contextlib.nullcontext(),
+            ):
+                yield
+        finally:
+            torch.backends.cudnn.benchmark = previous
+
+
+class ChunkDecode:
+    """The decode of one chunk, advanced a latent frame at a time."""
+
+    def __init__(self, decoder: StreamingWanDecoder, latents: torch.Tensor):
+        self.decoder = decoder
+        self.latents = latents
+        self.next_frame = 0
+        self.outputs: list[torch.Tensor] = []
+        self.x = None
+        if decoder._stream is not None:
+            # The latents come from the sampler's stream: the side stream must not read them early.
+            decoder._stream.wait_stream(torch.cuda.current_stream(decoder.vae.device))
+
+    @property
+    def done(self) -> bool:
+        return self.next_frame >= self.latents.shape[2]
+
+    def advance(self) -> bool:
+        """Enqueue the decode of one more latent frame; False once every frame is enqueued."""
+        if self.done:
+            return False
+        d = self.decoder
+        with d._device_context():
+            if self.x is None:
+                self.x = d.model.conv2(self.latents.to(d.vae.vae_dtype).to(d.vae.device))
+            i = self.next_frame
+            out = d.model.decoder(self.x[:, :, i : i + 1], feat_cache=d.feat_cache, feat_idx=[0])
+            if d._stream is None:  # serial decode: free device memory frame by frame
+                out = out.to(d.vae.output_device)
+            self.outputs.append(d.vae.process_output(out.float()))
+        self.next_frame += 1
+        return not self.done
+
+    def advance_if_loaded(self) -> bool:
+        """``advance`` from inside another model's sampling: never (re)loads the VAE there, because
+        loading it could evict the model being sampled; ``finish`` does what is left."""
+        return self.decoder.is_loaded() and self.advance()
+
+    def finish(self) -> torch.Tensor:
+        """Decode what is left and return the frames as IMAGE [B*T, H, W, 3] on the output device."""
+        d = self.decoder
+        if not self.done and not d.is_loaded():
+            comfy.model_management.load_models_gpu([d.vae.patcher])
+        while self.advance():
+            pass
+        if d._stream is not None:
+            torch.cuda.current_stream(d.vae.device).wait_stream(d._stream)
+        d.frames_done += self.latents.shape[2]
         with torch.inference_mode():
-            x = self.model.conv2(latents.to(self.vae.vae_dtype).to(self.vae.device))
-            for i in range(x.shape[2]):
-                out = self.model.decoder(x[:, :, i:i + 1], feat_cache=self.feat_cache, feat_idx=[0])
-                outputs.append(self.vae.process_output(out.to(self.vae.output_device).float()))
-        self.frames_done += latents.shape[2]
-        frames = torch.cat(outputs, dim=2)  # [B, 3, T, H, W] -> IMAGE [B*T, H, W, 3], as VAEDecode returns
-        return frames.movedim(1, -1).reshape(-1, *frames.shape[-2:], 3)
+            frames = torch.cat(self.outputs, dim=2).to(d.vae.output_device)  # [B, 3, T, H, W]
+            frames = frames.movedim(1, -1).reshape(-1, *frames.shape[-2:], 3)
+        self.outputs, self.x, self.latents = [], None, None  # side-stream reads are waited for above
+        return frames

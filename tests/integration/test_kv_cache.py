@@ -10,22 +10,25 @@ import comfy.model_patcher
 import comfy.sampler_helpers
 import comfy.samplers
 import comfy.sd
+import comfy.utils
 import pytest
 import torch
 from comfy.k_diffusion.sampling import sample_lcm
 from comfy_extras.nodes_custom_sampler import Guider_Basic
-from tiny_models import TEXT_DIM, tiny_wan_state_dict
+from tiny_models import REPO, TEXT_DIM, WAN21_VAE, tiny_name, tiny_wan_state_dict
 
 from rtv.patches.attention import MonarchSettings, apply_monarch_attention
 from rtv.patches.kv_cache import KVCacheState, apply_kv_cache
 from rtv.patches.self_attention import BLOCK_MARK, mark_self_attention
 from rtv.sampling.causal import CausalStreamingSampler, chunk_noise
 from rtv.sampling.causal_schedule import causal_sigmas, plan_causal_chunks
+from rtv.sampling.streaming import ChunkHooks
 
 ROWS, COLS = 4, 4  # tokens per latent frame (latent 8 x 8, patch 2 x 2)
 LATENT_HW = (2 * ROWS, 2 * COLS)
 TEXT_TOKENS = 16
 BLOCKS = 2
+VAE_PATH = REPO / ".host" / "models" / "vae" / tiny_name(WAN21_VAE)
 
 
 @pytest.fixture(scope="module")
@@ -196,16 +199,17 @@ def _sample_ordinary(model, positive, latent_frames, sigmas, seed):
     return guider.sample(noise, latent, sampler, torch.tensor(sigmas), disable_pbar=True, seed=seed)
 
 
-def _causal(model, positive, total_frames, chunk, seed=7, window=-1, sinks=0):
+def _causal(model, positive, total_frames, chunk, seed=7, window=-1, sinks=0, vae=None, **options):
     plan = plan_causal_chunks(total_frames, chunk, seed=seed, kv_window_frames=window, sink_frames=sinks)
     sampler = CausalStreamingSampler(
         model,
         positive,
-        None,
+        vae,
         plan,
         causal_sigmas("1000,750,500,250", 5.0),
         width=8 * LATENT_HW[1],
         height=8 * LATENT_HW[0],
+        **options,
     )
     return sampler.run()
 
@@ -249,3 +253,29 @@ def test_monarch_serves_the_cached_chunks_in_chunk_mode(base):
         apply_monarch_attention(base, MonarchSettings(exact_local=-1)), positive, 21, chunk=2
     )
     assert (approximate.latents - dense.latents).abs().max() > 1e-3 * dense.latents.abs().max()
+
+
+class _RecordingHooks(ChunkHooks):
+    def __init__(self):
+        self.events = []
+
+    def chunk_started(self, plan, chunk_index):
+        self.events.append(("started", chunk_index))
+
+    def chunk_finished(self, plan, report, frames, chunk_latents):
+        self.events.append(("finished", report.index, frames.shape[0]))
+
+
+def test_overlapped_decode_gives_the_same_video_and_hands_each_chunk_out_one_chunk_later(base):
+    """overlap_decode decodes chunk k during chunk k+1's steps (first chunk at once); same frames."""
+    positive = [[_context(), {}]]
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH)))
+    serial = _causal(base, positive, 21, chunk=2, vae=vae)
+    hooks = _RecordingHooks()
+    overlapped = _causal(base, positive, 21, chunk=2, vae=vae, overlap_decode=True, hooks=hooks)
+    assert torch.equal(overlapped.latents, serial.latents)
+    assert torch.equal(overlapped.images, serial.images)
+    assert hooks.events == [
+        ("started", 0), ("finished", 0, 5), ("started", 1), ("started", 2), ("finished", 1, 8),
+        ("finished", 2, 8),
+    ]  # fmt: skip
