@@ -92,14 +92,17 @@ WAN_VARIANTS = {
 }
 
 
-def tiny_wan_state_dict(variant: str = "t2v", seed: int = 0, dtype=None) -> dict:
-    """Weights of a tiny Wan DiT of the given variant, with the real per-variant key layout."""
+def tiny_wan_state_dict(variant: str = "t2v", seed: int = 0, dtype=None, dim: int = TINY_WAN_DIM) -> dict:
+    """Weights of a tiny Wan DiT of the given variant, with the real per-variant key layout.
+
+    ``dim``: model width; ComfyUI's loader gives it dim // 128 heads (512: four heads)."""
     import comfy.ldm.wan.model as wan
     import comfy.ops
 
     class_name, extra = WAN_VARIANTS[variant]
-    config = dict(patch_size=(1, 2, 2), in_dim=16, dim=TINY_WAN_DIM, ffn_dim=TINY_WAN_FFN, freq_dim=256,
-                  text_dim=TEXT_DIM, out_dim=16, num_heads=TINY_WAN_DIM // 128, num_layers=TINY_WAN_LAYERS,
+    ffn = TINY_WAN_FFN * dim // TINY_WAN_DIM
+    config = dict(patch_size=(1, 2, 2), in_dim=16, dim=dim, ffn_dim=ffn, freq_dim=256,
+                  text_dim=TEXT_DIM, out_dim=16, num_heads=dim // 128, num_layers=TINY_WAN_LAYERS,
                   qk_norm=True, cross_attn_norm=True, operations=comfy.ops.disable_weight_init)
     dit = getattr(wan, class_name)(**{**config, **extra})
     sd = _randomize(dit, seed=seed)
