@@ -1,0 +1,341 @@
+"""Train the project's small reference video model on procedural videos, on one GPU, in one command.
+
+    python tools/train_reference.py --comfyui /path/to/ComfyUI        # real run (GPU), ~10 minutes
+    python tools/train_reference.py --smoke                            # CPU check, tiny, ~30 s
+
+1. a tiny Wan 2.1 VAE (ComfyUI's WanVAE, tools/reference_vae.py) on fresh procedural clips each step;
+   its latent space is then folded onto Wan 2.1's fixed latent statistics;
+2. a fixed dataset of clips (every prompt class, seeds 0..N-1) encoded to latents by that VAE;
+3. a small Wan 2.1 T2V DiT (ComfyUI's WanModel, tools/reference_dit.py) by rectified flow on the
+   latents, conditioned on the prompt classes' fixed embeddings (kernels/reference_prompts.py), the
+   conditioning dropped to the unconditional prompt now and then for classifier-free guidance; EMA
+   weights are what is saved;
+4. metrics with the weights as saved (float16): VAE reconstruction PSNR on held-out clips, and the
+   recognisability of sampled videos (tools/reference_tracking.py) for the trained DiT and for a
+   randomly initialised one, sampled like a stock KSampler (euler, simple, Wan's shift 8).
+
+Writes ``rtv_reference_wan_t2v.safetensors`` (diffusion_models) and ``rtv_reference_wan_vae.safetensors``
+(vae) in the key layout ComfyUI's loaders expect, and a JSON with config, loss curves, wall times
+and metrics. Needs torch, numpy, safetensors, einops and a ComfyUI tree (--comfyui or COMFYUI_PATH);
+see tools/comfy_modules.py for what is stood in for when psutil or PIL are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from comfy_modules import REPO, import_comfy  # noqa: E402
+
+DIT_FILE = "rtv_reference_wan_t2v.safetensors"
+VAE_FILE = "rtv_reference_wan_vae.safetensors"
+WEIGHTS_DIR = REPO / "reference_model"
+RESULTS_FILE = REPO / "bench" / "results" / "reference_training.json"
+HELD_OUT_SEED = 1_000_000
+"""Evaluation clips and samples use seeds from here on: never seen in training."""
+VAE_SEED_BASE = 10_000_000
+SAVE_DTYPE = torch.float16
+LOSS_POINTS = 200
+"""Loss curves are stored as this many averaged points."""
+
+
+@dataclass
+class Config:
+    frames: int = 33
+    height: int = 96
+    width: int = 128
+    seed: int = 0
+    vae_dim: int = 12
+    vae_steps: int = 1200
+    vae_batch: int = 16
+    vae_frames: int = 9
+    vae_lr: float = 5e-4
+    kl_weight: float = 3e-5
+    clips: int = 8192
+    dit_dim: int = 256
+    dit_ffn: int = 1024
+    dit_layers: int = 4
+    dit_steps: int = 5000
+    dit_batch: int = 64
+    dit_lr: float = 3e-4
+    dit_warmup: int = 200
+    weight_decay: float = 0.01
+    ema_decay: float = 0.999
+    cond_drop: float = 0.1
+    sample_steps: int = 20
+    cfg: float = 5.0
+    samples_per_class: int = 4
+    eval_clips: int = 24
+    classes: int = 0
+    """0: every prompt class; a smaller number uses the first classes only (smoke runs)."""
+
+
+SMOKE = dict(frames=9, height=32, width=32, vae_dim=4, vae_steps=8, vae_batch=2, vae_frames=5, clips=16,
+             dit_dim=128, dit_ffn=256, dit_layers=1, dit_steps=30, dit_batch=2, dit_lr=2e-3, dit_warmup=5,
+             sample_steps=3, samples_per_class=1, eval_clips=2, classes=2)
+
+
+def averaged_curve(values: list[float], points: int = LOSS_POINTS) -> list[list[float]]:
+    """[[step, mean loss over the window], ...] with at most ``points`` windows."""
+    window = max(1, len(values) // points)
+    return [[i + window - 1, sum(values[i:i + window]) / len(values[i:i + window])]
+            for i in range(0, len(values), window)]
+
+
+class Trainer:
+    def __init__(self, cfg: Config, device: torch.device, compile_dit: bool = False):
+        import procedural_video
+        import reference_dit
+        import reference_tracking
+        import reference_vae
+
+        from rtv.kernels.reference_prompts import PROMPT_TEXTS, class_conditioning_table
+
+        self.video, self.vae_lib, self.dit_lib, self.tracking = procedural_video, reference_vae, reference_dit, \
+            reference_tracking
+        self.cfg, self.device, self.compile_dit = cfg, device, compile_dit
+        self.prompts = PROMPT_TEXTS[:cfg.classes or len(PROMPT_TEXTS)]
+        table = class_conditioning_table()
+        # rows: the classes in use, then the unconditional prompt (always the table's last row)
+        self.conditioning = torch.cat([table[:len(self.prompts)], table[-1:]]).to(device)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+        self.stats = reference_vae.wan21_latent_statistics()
+        self.report: dict = {"config": dataclasses.asdict(cfg), "wall_s": {}}
+
+    def clips(self, class_ids, seeds, frames=None) -> torch.Tensor:
+        return self.video.generate_clips(class_ids, seeds, frames or self.cfg.frames, self.cfg.height,
+                                         self.cfg.width, device=self.device)
+
+    # ------------------------------------------------------------------------------------ VAE
+    def train_vae(self):
+        cfg, lib = self.cfg, self.vae_lib
+        torch.manual_seed(cfg.seed)
+        vae = lib.build_vae(cfg.vae_dim).to(self.device).train()
+        opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0, betas=(0.9, 0.99))
+        pick = torch.Generator().manual_seed(cfg.seed + 1)
+        noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
+        losses, parts = [], []
+        for step in range(cfg.vae_steps):
+            for group in opt.param_groups:
+                group["lr"] = cfg.vae_lr * self.dit_lib.lr_factor(step, cfg.vae_steps, max(cfg.vae_steps // 20, 1))
+            classes = torch.randint(0, len(self.prompts), (cfg.vae_batch,), generator=pick).tolist()
+            seeds = [VAE_SEED_BASE + step * cfg.vae_batch + i for i in range(cfg.vae_batch)]
+            pixels = lib.clips_to_pixels(self.clips(classes, seeds, cfg.vae_frames))
+            with self.autocast:
+                loss, part = lib.vae_loss(vae, pixels, cfg.kl_weight, self.stats, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            opt.step()
+            losses.append(float(loss))
+            parts.append(part)
+            if step % 100 == 0 or step == cfg.vae_steps - 1:
+                print(f"[vae] step {step} loss {losses[-1]:.4f} rec {part['reconstruction']:.4f} kl {part['kl']:.3f}",
+                      flush=True)
+        vae.eval()
+        held_out = self.held_out_clips()
+        before = lib.latent_space_moments(vae, lib.clips_to_pixels(held_out), self.stats)
+        lib.fold_latent_normalisation(vae, *before, self.stats)
+        self.round_trip_weights(vae)
+        after = lib.latent_space_moments(vae, lib.clips_to_pixels(held_out), self.stats)
+        recon = torch.cat([lib.reconstruct(vae, held_out[i:i + 4]) for i in range(0, len(held_out), 4)])
+        self.report["vae"] = {
+            "loss_curve": averaged_curve(losses),
+            "reconstruction_curve": averaged_curve([p["reconstruction"] for p in parts]),
+            "params": sum(p.numel() for p in vae.parameters()),
+            "psnr_db": lib.psnr(recon, held_out),
+            "latent_moments_before_fold": {"mean": before[0].tolist(), "std": before[1].tolist()},
+            "latent_moments_after_fold": {"mean": after[0].tolist(), "std": after[1].tolist()},
+        }
+        print(f"[vae] held-out PSNR {self.report['vae']['psnr_db']:.2f} dB", flush=True)
+        return vae
+
+    def held_out_clips(self) -> torch.Tensor:
+        n = self.cfg.eval_clips
+        return self.clips([i % len(self.prompts) for i in range(n)], [HELD_OUT_SEED + i for i in range(n)])
+
+    def round_trip_weights(self, module: torch.nn.Module) -> None:
+        """Metrics are measured on the weights as they are saved."""
+        with torch.no_grad():
+            for p in module.parameters():
+                p.copy_(p.to(SAVE_DTYPE).to(p.dtype))
+
+    # ------------------------------------------------------------------------------- dataset
+    @torch.no_grad()
+    def encode_dataset(self, vae) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        mean, std = (s.to(self.device).view(1, -1, 1, 1, 1) for s in self.stats)
+        classes = torch.arange(cfg.clips) % len(self.prompts)
+        latents = []
+        batch = 32 if self.device.type == "cuda" else 4
+        for start in range(0, cfg.clips, batch):
+            ids = classes[start:start + batch].tolist()
+            pixels = self.vae_lib.clips_to_pixels(self.clips(ids, list(range(start, start + len(ids)))))
+            with self.autocast:
+                mu = vae.encode(pixels).float()
+            latents.append(((mu - mean) / std).to(torch.bfloat16))
+        return torch.cat(latents), classes.to(self.device)
+
+    # ------------------------------------------------------------------------------------ DiT
+    def train_dit(self, latents: torch.Tensor, classes: torch.Tensor):
+        cfg, lib = self.cfg, self.dit_lib
+        model = lib.build_dit(cfg.dit_dim, cfg.dit_ffn, cfg.dit_layers, cfg.seed).to(self.device).train()
+        ema = lib.EMA(model, cfg.ema_decay)
+        step_model = torch.compile(model) if self.compile_dit else model
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            (no_decay if p.ndim < 2 or "norm" in name or name.endswith("modulation") else decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.dit_lr, betas=(0.9, 0.99))
+        pick = torch.Generator(device=self.device).manual_seed(cfg.seed + 3)
+        unconditional = len(self.prompts)
+        losses = []
+        for step in range(cfg.dit_steps):
+            for group in opt.param_groups:
+                group["lr"] = cfg.dit_lr * lib.lr_factor(step, cfg.dit_steps, cfg.dit_warmup)
+            idx = torch.randint(0, len(latents), (cfg.dit_batch,), device=self.device, generator=pick)
+            cond = classes[idx]
+            dropped = torch.rand(cfg.dit_batch, device=self.device, generator=pick) < cfg.cond_drop
+            cond = torch.where(dropped, torch.full_like(cond, unconditional), cond)
+            with self.autocast:
+                loss = lib.flow_matching_loss(step_model, latents[idx].float(), self.conditioning[cond], pick)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            ema.update(model)
+            losses.append(float(loss))
+            if step % 250 == 0 or step == cfg.dit_steps - 1:
+                print(f"[dit] step {step} loss {losses[-1]:.4f}", flush=True)
+        self.report["dit"] = {"loss_curve": averaged_curve(losses), "loss_first": losses[:10], "loss_last": losses[-10:],
+                              "params": sum(p.numel() for p in model.parameters()),
+                              "text_embedding_params": sum(p.numel() for p in model.text_embedding.parameters())}
+        self.round_trip_weights(ema.model)
+        return ema.model
+
+    # -------------------------------------------------------------------------------- metrics
+    @torch.no_grad()
+    def sample_videos(self, dit, vae) -> tuple[torch.Tensor, list[str]]:
+        cfg = self.cfg
+        mean, std = (s.to(self.device).view(1, -1, 1, 1, 1) for s in self.stats)
+        latent_shape = (16, 1 + (cfg.frames - 1) // 4, cfg.height // 8, cfg.width // 8)
+        videos, prompts = [], []
+        for c, prompt in enumerate(self.prompts):
+            for k in range(cfg.samples_per_class):
+                g = torch.Generator().manual_seed(HELD_OUT_SEED + 100 * c + k)
+                with self.autocast:
+                    x0 = self.dit_lib.sample_euler(dit, self.conditioning[c:c + 1], self.conditioning[-1:],
+                                                   (1, *latent_shape), cfg.sample_steps, cfg.cfg, g)
+                    pixels = vae.decode(x0.float() * std + mean)
+                videos.append(((pixels.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)[0].cpu())
+                prompts.append(prompt)
+        return torch.stack(videos), prompts
+
+    def recognisability(self, dit, vae) -> dict:
+        videos, prompts = self.sample_videos(dit, vae)
+        result = self.tracking.recognisability(videos, prompts)
+        return {k: v for k, v in result.items() if k != "verdicts"} | {"verdicts": result["verdicts"]}
+
+    def random_dit(self):
+        """A DiT as a random-weight test model is: Wan init with a random (not zero) output head."""
+        cfg = self.cfg
+        model = self.dit_lib.build_dit(cfg.dit_dim, cfg.dit_ffn, cfg.dit_layers, cfg.seed + 1000)
+        torch.nn.init.xavier_uniform_(model.head.head.weight)
+        return model.to(self.device).eval()
+
+    # ----------------------------------------------------------------------------------- save
+    def save(self, dit, vae, out_dir: Path, note: str) -> dict:
+        from safetensors.torch import save_file
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"rtv_reference": note, "config": json.dumps(dataclasses.asdict(self.cfg))}
+        files = {}
+        for module, name in ((dit, DIT_FILE), (vae, VAE_FILE)):
+            sd = {k: v.detach().to("cpu", SAVE_DTYPE).contiguous() for k, v in module.state_dict().items()}
+            path = out_dir / name
+            tmp = path.with_suffix(".tmp")
+            save_file(sd, str(tmp), metadata=meta)
+            os.replace(tmp, path)
+            files[name] = {"path": str(path), "bytes": path.stat().st_size}
+        return files
+
+    def run(self, weights_dir: Path, results_file: Path) -> dict:
+        t_all = time.time()
+        t0 = time.time()
+        vae = self.train_vae()
+        self.report["wall_s"]["vae"] = time.time() - t0
+        t0 = time.time()
+        latents, classes = self.encode_dataset(vae)
+        self.report["wall_s"]["dataset"] = time.time() - t0
+        self.report["dataset"] = {"clips": len(latents), "latent_shape": list(latents.shape[1:]),
+                                  "latent_std": float(latents.float().std()),
+                                  "latent_mean": float(latents.float().mean())}
+        t0 = time.time()
+        dit = self.train_dit(latents, classes).eval()
+        self.report["wall_s"]["dit"] = time.time() - t0
+        del latents
+        t0 = time.time()
+        self.report["recognisability"] = self.recognisability(dit, vae)
+        self.report["recognisability_random_weights"] = self.recognisability(self.random_dit(), vae)
+        self.report["wall_s"]["metrics"] = time.time() - t0
+        self.report["files"] = self.save(dit, vae, weights_dir, "trained by tools/train_reference.py")
+        self.report["wall_s"]["total"] = time.time() - t_all
+        self.report["environment"] = {
+            "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor(),
+            "torch": torch.__version__, "python": platform.python_version()}
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        results_file.write_text(json.dumps(self.report, indent=1))
+        rec = self.report["recognisability"]
+        print(json.dumps({"psnr_db": self.report["vae"]["psnr_db"], "recognisable": rec["rate"],
+                          "random_weights_recognisable": self.report["recognisability_random_weights"]["rate"],
+                          "wall_s": self.report["wall_s"], "files": self.report["files"],
+                          "results": str(results_file)}, indent=1))
+        return self.report
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--comfyui", help="ComfyUI tree (default: $COMFYUI_PATH, else .host/ComfyUI)")
+    ap.add_argument("--smoke", action="store_true", help="tiny settings on the CPU, outputs in a temp dir")
+    ap.add_argument("--out", help="folder for the weights and the JSON (default: reference_model/ and "
+                                  "bench/results/; --smoke: a new temp dir)")
+    ap.add_argument("--device", default=None, help="default: cuda when available (never for --smoke)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the DiT for training")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    for f in dataclasses.fields(Config):
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None)
+    args = ap.parse_args(argv)
+
+    overrides = dict(SMOKE) if args.smoke else {}
+    overrides.update({f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+                      if getattr(args, f.name) is not None})
+    cfg = Config(**overrides)
+    device = torch.device("cpu" if args.smoke else (args.device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import_comfy(args.comfyui, cpu=device.type == "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+    if args.out or args.smoke:
+        out = Path(args.out or tempfile.mkdtemp(prefix="rtv-reference-smoke-"))
+        weights_dir, results_file = out, out / "reference_training.json"
+    else:
+        weights_dir, results_file = WEIGHTS_DIR, RESULTS_FILE
+    Trainer(cfg, device, compile_dit=args.compile).run(weights_dir, results_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
