@@ -396,7 +396,9 @@ def _forward_heads(plan: _Plan, iterations: int) -> None:
         chunk = _Chunk.allocate(plan, first_tile, min(chunk_tiles, lay.query_tiles - first_tile), iterations)
         if plan.has_local:
             candidates = LOCAL_CANDIDATES + ([CUDNN_LOCAL] if cudnn_local.serves(q, lay) else [])
-            key = _tune_key(q, "local", d=head_dim, b1=lay.b1, b2=lay.b2, cudnn=CUDNN_LOCAL in candidates)
+            # cuDNN's fixed cost (window gathers) only pays off for enough query tiles per launch
+            key = _tune_key(q, "local", d=head_dim, b1=lay.b1, b2=lay.b2, cudnn=CUDNN_LOCAL in candidates,
+                            tiles=_next_pow2(chunk.tiles))  # fmt: skip
             launch = functools.partial(_launch_local, plan, chunk)
             launch(_choose(key, candidates, launch))
         for iteration in range(iterations):
