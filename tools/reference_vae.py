@@ -88,7 +88,7 @@ def vae_loss(vae: nn.Module, pixels: torch.Tensor, kl_weight: float, stats, gene
     mu_n = (mu.float() - mean) / std
     var_n = torch.exp(log_var) / std**2
     kl = 0.5 * (mu_n**2 + var_n - torch.log(var_n) - 1).mean()
-    return rec + kl_weight * kl, {"reconstruction": float(rec), "kl": float(kl)}
+    return rec + kl_weight * kl, {"reconstruction": float(rec.detach()), "kl": float(kl.detach())}
 
 
 @torch.no_grad()

@@ -126,6 +126,7 @@ class Trainer:
         pick = torch.Generator().manual_seed(cfg.seed + 1)
         noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         losses, parts = [], []
+        t0 = time.time()
         for step in range(cfg.vae_steps):
             for group in opt.param_groups:
                 group["lr"] = cfg.vae_lr * self.dit_lib.lr_factor(step, cfg.vae_steps, max(cfg.vae_steps // 20, 1))
@@ -141,8 +142,8 @@ class Trainer:
             losses.append(float(loss))
             parts.append(part)
             if step % 100 == 0 or step == cfg.vae_steps - 1:
-                print(f"[vae] step {step} loss {losses[-1]:.4f} rec {part['reconstruction']:.4f} kl {part['kl']:.3f}",
-                      flush=True)
+                print(f"[vae] step {step} loss {losses[-1]:.4f} rec {part['reconstruction']:.4f} kl {part['kl']:.3f} "
+                      f"({time.time() - t0:.0f} s)", flush=True)
         vae.eval()
         held_out = self.held_out_clips()
         before = lib.latent_space_moments(vae, lib.clips_to_pixels(held_out), self.stats)
@@ -201,6 +202,7 @@ class Trainer:
         pick = torch.Generator(device=self.device).manual_seed(cfg.seed + 3)
         unconditional = len(self.prompts)
         losses = []
+        t0 = time.time()
         for step in range(cfg.dit_steps):
             for group in opt.param_groups:
                 group["lr"] = cfg.dit_lr * lib.lr_factor(step, cfg.dit_steps, cfg.dit_warmup)
@@ -217,7 +219,7 @@ class Trainer:
             ema.update(model)
             losses.append(float(loss))
             if step % 250 == 0 or step == cfg.dit_steps - 1:
-                print(f"[dit] step {step} loss {losses[-1]:.4f}", flush=True)
+                print(f"[dit] step {step} loss {losses[-1]:.4f} ({time.time() - t0:.0f} s)", flush=True)
         self.report["dit"] = {"loss_curve": averaged_curve(losses), "loss_first": losses[:10], "loss_last": losses[-10:],
                               "params": sum(p.numel() for p in model.parameters()),
                               "text_embedding_params": sum(p.numel() for p in model.text_embedding.parameters())}
@@ -327,6 +329,7 @@ def main(argv=None) -> int:
     import_comfy(args.comfyui, cpu=device.type == "cpu")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # the VAE's causal chunks repeat a few fixed conv shapes
 
     if args.out or args.smoke:
         out = Path(args.out or tempfile.mkdtemp(prefix="rtv-reference-smoke-"))

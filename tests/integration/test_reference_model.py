@@ -84,3 +84,23 @@ def test_comfy_model_modules_import_without_psutil_or_pillow():
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ok True" in out.stdout
+
+
+def test_trainers_sampler_matches_a_stock_ksampler(smoke):
+    """The trainer's metrics sample with reference_dit.sample_euler: it must be what KSampler
+    (euler, simple, CFG) does with the loaded weights, so the metrics predict ComfyUI's output."""
+    import comfy.sample
+    from reference_dit import sample_euler
+    from reference_vae import wan21_latent_statistics
+
+    model = comfy.sd.load_diffusion_model(str(smoke["dit"]))
+    table = class_conditioning_table()
+    shape, seed, steps, cfg = (1, 16, 3, 4, 4), 7, 4, 5.0
+    latent = torch.zeros(shape)
+    noise = comfy.sample.prepare_noise(latent, seed)
+    stock = comfy.sample.sample(model, noise, steps, cfg, "euler", "simple", [[table[1:2], {}]],
+                                [[table[-1:], {}]], latent, disable_pbar=True, seed=seed)
+    dit = model.model.diffusion_model.float()
+    ours = sample_euler(dit, table[1:2], table[-1:], shape, steps, cfg, torch.Generator().manual_seed(seed))
+    mean, std = (s.view(1, -1, 1, 1, 1) for s in wan21_latent_statistics())
+    torch.testing.assert_close(ours * std + mean, stock, rtol=1e-3, atol=1e-3)
