@@ -1,5 +1,7 @@
 """RTV_SequenceParallel: MODEL -> MODEL that runs a Wan model sequence-parallel over several GPUs."""
 
+import logging
+
 import comfy.model_management
 from comfy_api.latest import io
 
@@ -12,6 +14,7 @@ from ..patches.sequence_parallel import (
 )
 
 MAX_RANKS = 64
+log = logging.getLogger("RealtimeVideo")
 CPU_DEFAULT_RANKS = 2
 
 
@@ -34,8 +37,8 @@ class SequenceParallel(io.ComfyNode):
                                                 "first-last-frame, Self-Forcing / CausVid)."),
                 io.Int.Input("ranks", default=0, min=0, max=MAX_RANKS,
                              tooltip="Processes to split over: 0 = every visible GPU (on a CPU-only machine: "
-                                     f"{CPU_DEFAULT_RANKS}). Must divide the model's attention heads (Wan 1.3B: 12, "
-                                     "14B: 40). 1 = off."),
+                                     f"{CPU_DEFAULT_RANKS}), lowered to a count that divides the model's attention "
+                                     "heads (Wan 1.3B: 12, 14B: 40). Other values must divide the heads. 1 = off."),
                 io.Combo.Input("backend", options=list(BACKENDS), default="auto",
                                tooltip="auto: NCCL between GPUs, gloo between CPU processes."),
             ],
@@ -46,7 +49,10 @@ class SequenceParallel(io.ComfyNode):
     def execute(cls, model, ranks: int, backend: str) -> io.NodeOutput:
         shutdown_pool()  # a pool of an earlier run of this node holds the old model's weights
         device = model.load_device or comfy.model_management.get_torch_device()
-        ranks = ranks or default_ranks(device, CPU_DEFAULT_RANKS)
+        if ranks == 0:
+            heads = getattr(model.get_model_object("diffusion_model"), "num_heads", 1)  # not Wan: refused below
+            ranks = default_ranks(device, heads, CPU_DEFAULT_RANKS)
+            log.info("[RTV] sequence parallel: %d ranks (%d attention heads)", ranks, heads)
         return io.NodeOutput(apply_sequence_parallel(model, SPSettings(ranks, backend)))
 
 

@@ -76,8 +76,12 @@ def check_ranks(ranks: int, backend: str, device: torch.device) -> None:
                          "lower 'ranks' (0 = all visible GPUs)")
 
 
-def default_ranks(device: torch.device, cpu_ranks: int = 2) -> int:
-    return torch.cuda.device_count() if device.type == "cuda" else cpu_ranks
+def default_ranks(device: torch.device, heads: int, cpu_ranks: int = 2) -> int:
+    """Every visible GPU (``cpu_ranks`` processes on a CPU), lowered to the largest count dividing ``heads``."""
+    ranks = max(1, torch.cuda.device_count() if device.type == "cuda" else cpu_ranks)
+    while heads % ranks:
+        ranks -= 1
+    return ranks
 
 
 def current_pool() -> WorkerPool | None:

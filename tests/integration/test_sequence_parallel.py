@@ -22,7 +22,13 @@ from tiny_models import TEXT_DIM, tiny_wan_state_dict
 
 from rtv.patches.attention import MonarchSettings, apply_monarch_attention
 from rtv.patches.rope import apply_frame_positions
-from rtv.patches.sequence_parallel import SPSettings, apply_sequence_parallel, current_pool, shutdown_pool
+from rtv.patches.sequence_parallel import (
+    SPSettings,
+    apply_sequence_parallel,
+    current_pool,
+    default_ranks,
+    shutdown_pool,
+)
 from rtv.patches.sp_comm import SPComm
 from rtv.patches.sp_forward import RankRuntime, SPCall
 from rtv.patches.sp_layout import RopeAxes, ShardLayout
@@ -166,6 +172,12 @@ def test_shard_rope_tables_are_slices_of_the_global_time_index_rope(base):
 def test_heads_that_do_not_split_over_the_ranks_are_refused_with_the_numbers(two_heads):
     with pytest.raises(ValueError, match=r"2 attention heads.*cannot be split over 4 ranks.*: 1, 2\."):
         apply_sequence_parallel(two_heads, SPSettings(4, "gloo"))
+
+
+def test_automatic_ranks_are_lowered_to_a_count_that_divides_the_heads():
+    cpu = torch.device("cpu")
+    assert default_ranks(cpu, 12, cpu_ranks=8) == 6  # Wan 1.3B on 8 processes: 6 ranks
+    assert default_ranks(cpu, 40, cpu_ranks=8) == 8 and default_ranks(cpu, 2, cpu_ranks=2) == 2
 
 
 class InterruptInChunk(ChunkHooks):
