@@ -104,3 +104,24 @@ def test_trainers_sampler_matches_a_stock_ksampler(smoke):
     ours = sample_euler(dit, table[1:2], table[-1:], shape, steps, cfg, torch.Generator().manual_seed(seed))
     mean, std = (s.view(1, -1, 1, 1, 1) for s in wan21_latent_statistics())
     torch.testing.assert_close(ours * std + mean, stock, rtol=1e-3, atol=1e-3)
+
+
+def test_random_weight_model_output_fails_the_recognisability_check():
+    """Issue 10: the check passes for most seeds of the trained model and fails for random weights;
+    here the pack's tiny random Wan 2.1 T2V and VAE, sampled like KSampler at the training size."""
+    from reference_dit import sample_euler
+    from reference_tracking import check_video
+    from reference_vae import wan21_latent_statistics
+    from tiny_models import WAN21_T2V_1_3B, WAN21_VAE, tiny_name
+
+    models = REPO / ".host" / "models"
+    dit = comfy.sd.load_diffusion_model(str(models / "diffusion_models" / tiny_name(WAN21_T2V_1_3B)))
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(models / "vae" / tiny_name(WAN21_VAE))))
+    table = class_conditioning_table()
+    mean, std = (s.view(1, -1, 1, 1, 1) for s in wan21_latent_statistics())
+    for c in (0,):  # one class: a random model's decode takes seconds on the test machine's 2 cores
+        x0 = sample_euler(dit.model.diffusion_model.float(), table[c:c + 1], table[-1:], (1, 16, 5, 12, 16), 4, 5.0,
+                          torch.Generator().manual_seed(c))
+        frames = vae.decode(x0 * std + mean).reshape(-1, 96, 128, 3)
+        assert frames.shape[0] == 17
+        assert not check_video(frames, PROMPT_TEXTS[c]).passed
