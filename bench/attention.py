@@ -245,6 +245,45 @@ def l2_sweep(key: str, shape: Shape) -> dict:
     return rows
 
 
+def host_overhead_us(calls: int = 200) -> dict[str, float]:
+    """Host (CPU) microseconds per call at the first Self-Forcing chunk (3 frames against 3),
+    where the GPU work is tiny: launch and Python overhead, which bound a few-step causal
+    sampler. Enqueue time of ``calls`` calls without a sync, then the device time per call."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    grid = (3, 30, 52)
+    q, k, v = (
+        torch.randn(1, 12, math.prod(grid), HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+        for _ in range(3)
+    )
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def cudnn():
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            return F.scaled_dot_product_attention(q, k, v)
+
+    methods = {
+        "cudnn_sdpa": cudnn,
+        "monarch_default": lambda: monarch_attention(q, k, v, grid, backend="triton"),
+        "monarch_node_default": lambda: monarch_attention(q, k, v, grid, backend="triton", exact_local=1),
+    }
+    rows = {}
+    for name, fn in methods.items():
+        fn()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        host = (time.perf_counter() - start) / calls
+        torch.cuda.synchronize()
+        rows[name] = {
+            "host_us_per_call": round(host * 1e6, 1),
+            "device_us_per_call": round(timed(fn) * 1e3, 1),
+        }
+        print(f"  overhead {name:22s} host {rows[name]['host_us_per_call']:8.1f} us  device "
+              f"{rows[name]['device_us_per_call']:8.1f} us", flush=True)  # fmt: skip
+    return rows
+
+
 def versions() -> dict:
     import triton
 
@@ -292,10 +331,15 @@ def main() -> None:
     parser.add_argument(
         "--l2-sweep", action="store_true", help="also time default Monarch under smaller launches (L2_SWEEP)"
     )
+    parser.add_argument(
+        "--overhead", action="store_true", help="also measure host microseconds per call (host_overhead_us)"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/attention.py needs a CUDA GPU")
     result = {"versions": versions(), "dtype": str(DTYPE), "head_dim": HEAD_DIM, "batch": 1, "shapes": {}}
+    if args.overhead:
+        result["host_overhead_first_chunk"] = host_overhead_us()
     for key in args.shapes.split(","):
         print(f"{key}: {SHAPES[key]}", flush=True)
         result["shapes"][key] = bench_shape(key, SHAPES[key])

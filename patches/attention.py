@@ -147,7 +147,10 @@ class MonarchPatch:
         if newer is not None and newer != (grid.frames, grid.rows, grid.cols):
             grid = TokenGrid(*newer)
         check_grid_fits(grid, self.settings)
-        step, total = _step_index(to)
+        # Finding the step compares device tensors (a device sync per model call, which stalls the
+        # launch queue): only done when a setting depends on it.
+        needs_step = self.settings.dense_first_steps or self.settings.dense_last_steps or self.settings.report_error
+        step, total = _step_index(to) if needs_step else (None, None)
         to[STATE_KEY] = _CallState(grid, step, total)
         self.stats.model_calls += 1
         return executor(*args, **kwargs)

@@ -154,7 +154,9 @@ class KVCacheState:
             and context.shape == previous.shape
             and context.dtype == previous.dtype
             and context.device == previous.device
-            and torch.equal(context, previous)
+            # One sampling run (a chunk) keeps its conditioning, so the values are compared on the
+            # chunk's first call only: torch.equal syncs the device, which would stall every step.
+            and (self.calls_in_chunk > 0 or torch.equal(context, previous))
         )
         if not same_text:
             self.text_kv = {}
