@@ -49,7 +49,7 @@ def smoke_weights(models_dir: Path = MODELS_DIR) -> dict:
             and stamp.read_text() == version):
         with tempfile.TemporaryDirectory(prefix="rtv-reference-smoke-") as out:
             subprocess.run([sys.executable, str(REPO / "tools" / "train_reference.py"), "--smoke", "--out", out,
-                            "--threads", "2"], check=True, timeout=SMOKE_TIMEOUT_S, cwd=REPO)
+                            "--threads", "1"], check=True, timeout=SMOKE_TIMEOUT_S, cwd=REPO)
             for src, dst in ((Path(out) / "rtv_reference_wan_t2v.safetensors", dit),
                              (Path(out) / "rtv_reference_wan_vae.safetensors", vae),
                              (Path(out) / "reference_training.json", report)):

@@ -1,6 +1,6 @@
 """Train the project's small reference video model on procedural videos, on one GPU, in one command.
 
-    python tools/train_reference.py --comfyui /path/to/ComfyUI        # real run (GPU), ~10 minutes
+    python tools/train_reference.py --comfyui /path/to/ComfyUI        # real run (GPU), about 8 minutes
     python tools/train_reference.py --smoke                            # CPU check, tiny, ~30 s
 
 1. a tiny Wan 2.1 VAE (ComfyUI's WanVAE, tools/reference_vae.py) on fresh procedural clips each step;
@@ -60,15 +60,17 @@ class Config:
     vae_steps: int = 1200
     vae_batch: int = 16
     vae_frames: int = 9
-    vae_lr: float = 5e-4
+    vae_lr: float = 1e-3
+    vae_budget_s: float = 150.0
     kl_weight: float = 3e-5
-    clips: int = 8192
+    clips: int = 4096
     dit_dim: int = 256
     dit_ffn: int = 1024
     dit_layers: int = 4
     dit_steps: int = 5000
     dit_batch: int = 64
     dit_lr: float = 3e-4
+    dit_budget_s: float = 270.0
     dit_warmup: int = 200
     weight_decay: float = 0.01
     ema_decay: float = 0.999
@@ -76,12 +78,39 @@ class Config:
     sample_steps: int = 20
     cfg: float = 5.0
     samples_per_class: int = 4
-    eval_clips: int = 24
+    eval_clips: int = 48
     classes: int = 0
     """0: every prompt class; a smaller number uses the first classes only (smoke runs)."""
 
 
-SMOKE = dict(frames=9, height=32, width=32, vae_dim=4, vae_steps=8, vae_batch=2, vae_frames=5, clips=16,
+class StepPlan:
+    """Training steps: the configured count, lowered once the step time is known if the stage
+    would overrun its wall-clock budget (the lent GPU stops a command after 10 minutes), so the
+    learning-rate schedule still runs to its end. budget_s 0: no limit (a deterministic count)."""
+
+    MEASURE_FROM, MEASURE_TO = 10, 40  # steps after warm-up (cuDNN autotune, allocator)
+
+    def __init__(self, steps: int, budget_s: float):
+        self.total, self.budget_s = steps, budget_s
+
+    def __iter__(self):
+        start = time.time()
+        step = 0
+        while step < self.total:
+            if step == self.MEASURE_FROM:
+                measure_start = time.time()
+            if step == self.MEASURE_TO and self.budget_s > 0:
+                per_step = (time.time() - measure_start) / (self.MEASURE_TO - self.MEASURE_FROM)
+                affordable = self.MEASURE_TO + int((self.budget_s - (time.time() - start)) / per_step)
+                if affordable < self.total:
+                    print(f"[plan] {per_step * 1000:.0f} ms/step: {affordable} of {self.total} steps fit "
+                          f"{self.budget_s:.0f} s", flush=True)
+                    self.total = max(affordable, self.MEASURE_TO + 1)
+            yield step
+            step += 1
+
+
+SMOKE = dict(vae_budget_s=0.0, dit_budget_s=0.0, frames=9, height=32, width=32, vae_dim=4, vae_steps=8, vae_batch=2, vae_frames=5, clips=16,
              dit_dim=128, dit_ffn=256, dit_layers=1, dit_steps=30, dit_batch=2, dit_lr=2e-3, dit_warmup=5,
              sample_steps=3, samples_per_class=1, eval_clips=2, classes=2)
 
@@ -126,10 +155,11 @@ class Trainer:
         pick = torch.Generator().manual_seed(cfg.seed + 1)
         noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         losses, parts = [], []
+        plan = StepPlan(cfg.vae_steps, cfg.vae_budget_s)
         t0 = time.time()
-        for step in range(cfg.vae_steps):
+        for step in plan:
             for group in opt.param_groups:
-                group["lr"] = cfg.vae_lr * self.dit_lib.lr_factor(step, cfg.vae_steps, max(cfg.vae_steps // 20, 1))
+                group["lr"] = cfg.vae_lr * self.dit_lib.lr_factor(step, plan.total, max(plan.total // 20, 1))
             classes = torch.randint(0, len(self.prompts), (cfg.vae_batch,), generator=pick).tolist()
             seeds = [VAE_SEED_BASE + step * cfg.vae_batch + i for i in range(cfg.vae_batch)]
             pixels = lib.clips_to_pixels(self.clips(classes, seeds, cfg.vae_frames))
@@ -141,7 +171,7 @@ class Trainer:
             opt.step()
             losses.append(float(loss))
             parts.append(part)
-            if step % 100 == 0 or step == cfg.vae_steps - 1:
+            if step % 100 == 0 or step == plan.total - 1:
                 print(f"[vae] step {step} loss {losses[-1]:.4f} rec {part['reconstruction']:.4f} kl {part['kl']:.3f} "
                       f"({time.time() - t0:.0f} s)", flush=True)
         vae.eval()
@@ -152,10 +182,14 @@ class Trainer:
         after = lib.latent_space_moments(vae, lib.clips_to_pixels(held_out), self.stats)
         recon = torch.cat([lib.reconstruct(vae, held_out[i:i + 4]) for i in range(0, len(held_out), 4)])
         self.report["vae"] = {
+            "steps": plan.total, "steps_configured": cfg.vae_steps,
             "loss_curve": averaged_curve(losses),
             "reconstruction_curve": averaged_curve([p["reconstruction"] for p in parts]),
             "params": sum(p.numel() for p in vae.parameters()),
             "psnr_db": lib.psnr(recon, held_out),
+            # the ceiling for the DiT's samples: does the class survive this VAE's round trip?
+            "recognisable_reconstructions": self.tracking.recognisability(
+                recon.cpu(), [self.prompts[i % len(self.prompts)] for i in range(len(recon))])["rate"],
             "latent_moments_before_fold": {"mean": before[0].tolist(), "std": before[1].tolist()},
             "latent_moments_after_fold": {"mean": after[0].tolist(), "std": after[1].tolist()},
         }
@@ -202,10 +236,11 @@ class Trainer:
         pick = torch.Generator(device=self.device).manual_seed(cfg.seed + 3)
         unconditional = len(self.prompts)
         losses = []
+        plan = StepPlan(cfg.dit_steps, cfg.dit_budget_s)
         t0 = time.time()
-        for step in range(cfg.dit_steps):
+        for step in plan:
             for group in opt.param_groups:
-                group["lr"] = cfg.dit_lr * lib.lr_factor(step, cfg.dit_steps, cfg.dit_warmup)
+                group["lr"] = cfg.dit_lr * lib.lr_factor(step, plan.total, cfg.dit_warmup)
             idx = torch.randint(0, len(latents), (cfg.dit_batch,), device=self.device, generator=pick)
             cond = classes[idx]
             dropped = torch.rand(cfg.dit_batch, device=self.device, generator=pick) < cfg.cond_drop
@@ -218,9 +253,10 @@ class Trainer:
             opt.step()
             ema.update(model)
             losses.append(float(loss))
-            if step % 250 == 0 or step == cfg.dit_steps - 1:
+            if step % 250 == 0 or step == plan.total - 1:
                 print(f"[dit] step {step} loss {losses[-1]:.4f} ({time.time() - t0:.0f} s)", flush=True)
-        self.report["dit"] = {"loss_curve": averaged_curve(losses), "loss_first": losses[:10], "loss_last": losses[-10:],
+        self.report["dit"] = {"steps": plan.total, "steps_configured": cfg.dit_steps,
+                              "loss_curve": averaged_curve(losses), "loss_first": losses[:10], "loss_last": losses[-10:],
                               "params": sum(p.numel() for p in model.parameters()),
                               "text_embedding_params": sum(p.numel() for p in model.text_embedding.parameters())}
         self.round_trip_weights(ema.model)
@@ -233,16 +269,16 @@ class Trainer:
         mean, std = (s.to(self.device).view(1, -1, 1, 1, 1) for s in self.stats)
         latent_shape = (16, 1 + (cfg.frames - 1) // 4, cfg.height // 8, cfg.width // 8)
         videos, prompts = [], []
+        k = cfg.samples_per_class
         for c, prompt in enumerate(self.prompts):
-            for k in range(cfg.samples_per_class):
-                g = torch.Generator().manual_seed(HELD_OUT_SEED + 100 * c + k)
-                with self.autocast:
-                    x0 = self.dit_lib.sample_euler(dit, self.conditioning[c:c + 1], self.conditioning[-1:],
-                                                   (1, *latent_shape), cfg.sample_steps, cfg.cfg, g)
-                    pixels = vae.decode(x0.float() * std + mean)
-                videos.append(((pixels.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)[0].cpu())
-                prompts.append(prompt)
-        return torch.stack(videos), prompts
+            g = torch.Generator().manual_seed(HELD_OUT_SEED + c)
+            with self.autocast:
+                x0 = self.dit_lib.sample_euler(dit, self.conditioning[c:c + 1].expand(k, -1, -1),
+                                               self.conditioning[-1:], (k, *latent_shape), cfg.sample_steps, cfg.cfg, g)
+                pixels = vae.decode(x0.float() * std + mean)
+            videos.append(((pixels.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).cpu())
+            prompts += [prompt] * k
+        return torch.cat(videos), prompts
 
     def recognisability(self, dit, vae) -> dict:
         videos, prompts = self.sample_videos(dit, vae)
