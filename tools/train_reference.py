@@ -64,15 +64,17 @@ class Config:
     width: int = 128
     seed: int = 0
     vae_dim: int = 12
-    # The first H100 run (9-frame clips, lr 1e-3, 150 s: 473 steps) gave a VAE that kept shapes but
-    # lost colour (19 dB, no reconstruction recognisable): the VAE is the bottleneck, so it gets
-    # the larger share of the budget, shorter clips (one 1-frame + one 4-frame latent: both causal
-    # paths) for more steps, and a higher learning rate.
+    # Two H100 runs so far (bench/results/reference_training_h100_run*.json), neither recognisable:
+    # run 1 (9-frame clips, batch 16, lr 1e-3, 150 s = 473 steps) kept shapes but lost colour (19 dB);
+    # run 2 (5-frame clips, lr 2e-3, 290 s = 1378 steps) reached 27 dB on its first 5 frames but fell
+    # to 13 dB by frame 12: clips must span several 4-frame groups so the causal cache path trains.
+    # A step takes 191-266 ms for a 2 M-parameter model, most likely launch-bound: a larger batch
+    # should cost little (to be measured by the next run).
     vae_steps: int = 6000
-    vae_batch: int = 16
-    vae_frames: int = 5
+    vae_batch: int = 48
+    vae_frames: int = 9
     vae_lr: float = 2e-3
-    vae_budget_s: float = 290.0
+    vae_budget_s: float = 300.0
     kl_weight: float = 3e-5
     clips: int = 6144
     dit_dim: int = 256
@@ -81,7 +83,7 @@ class Config:
     dit_steps: int = 8000
     dit_batch: int = 128
     dit_lr: float = 3e-4
-    dit_budget_s: float = 175.0
+    dit_budget_s: float = 170.0
     dit_warmup: int = 200
     weight_decay: float = 0.01
     ema_decay: float = 0.999
