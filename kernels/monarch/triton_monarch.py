@@ -164,9 +164,16 @@ def _device_tag(index: int) -> str:
 
 
 def _tune_key(q: Tensor, kernel: str, **shape: object) -> str:
-    device = _device_tag(q.device.index or 0) if q.is_cuda else f"{q.device.type}|triton={triton.__version__}"
-    parts = ",".join(f"{k}={v}" for k, v in sorted(shape.items()))
-    return f"{device}|{kernel}|{str(q.dtype).removeprefix('torch.')}|{parts}"
+    return _tune_key_text(q.device.type, q.device.index or 0, q.dtype, kernel, tuple(sorted(shape.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tune_key_text(device_type: str, index: int, dtype: torch.dtype, kernel: str, shape: tuple) -> str:
+    """Built once per distinct key: it is looked up for every launch (host time per call matters in
+    few-step samplers, bench/attention.py --overhead)."""
+    device = _device_tag(index) if device_type == "cuda" else f"{device_type}|triton={triton.__version__}"
+    parts = ",".join(f"{k}={v}" for k, v in shape)
+    return f"{device}|{kernel}|{str(dtype).removeprefix('torch.')}|{parts}"
 
 
 def _choose(key: str, candidates: list[Config], launch: Callable[[Config], None]) -> Config:
@@ -376,8 +383,11 @@ def monarch_forward_into(
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     heads = q.shape[1]
     per_launch = int(os.environ.get(HEADS_ENV, 0)) or heads
-    if q.shape[0] != 1:
-        per_launch = heads
+    if q.shape[0] != 1 or per_launch >= heads:  # the default: one launch per kernel for all heads
+        _forward_heads(
+            _Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch), iterations
+        )
+        return out
     for h0 in range(0, heads, per_launch):
         # Head slices are views: the kernels take strides, so no copies.
         h = slice(h0, min(heads, h0 + per_launch))
@@ -486,8 +496,14 @@ def run(
     scale: float | None = None,
     exact_local: int = EXACT_LOCAL_OFF,
 ) -> Tensor:
-    """Backend entry used by ``monarch_attention``: one call of the opaque op."""
+    """Backend entry used by ``monarch_attention``: the opaque op under torch.compile, else its
+    implementation directly (the op's dispatch costs host time on every call, and eager callers
+    such as ComfyUI's samplers gain nothing from it)."""
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    if not torch.compiler.is_compiling():
+        out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+        return monarch_forward_into(out, q, k, v, layout, iterations=int(iterations), scale=scale,
+                                    exact_local=int(exact_local))  # fmt: skip
     return monarch_forward_op(
         q, k, v, layout.frames, layout.height, layout.width, layout.tile_frames, layout.h_split,
         layout.w_split, int(iterations), scale, int(exact_local),

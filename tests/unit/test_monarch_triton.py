@@ -255,6 +255,18 @@ def test_unsupported_head_dim_falls_back_to_torch_or_says_why():
         monarch_attention(q, k, v, SMALL_GRID, backend="triton")
 
 
+def test_eager_calls_skip_the_op_dispatch_and_compiled_calls_use_it():
+    """Eager callers run the implementation directly (host time); torch.compile still sees the op."""
+    q, k, v = random_qkv(SMALL_GRID, dtype=torch.bfloat16, seed=9)
+    eager = monarch_attention(q, k, v, SMALL_GRID, backend="triton", exact_local=1)
+    compiled = torch.compile(
+        lambda q, k, v: monarch_attention(q, k, v, SMALL_GRID, backend="triton", exact_local=1),
+        fullgraph=True,
+        backend="aot_eager",
+    )
+    assert torch.equal(compiled(q, k, v), eager)
+
+
 def test_torch_compile_sees_one_opaque_op():
     from rtv.kernels.monarch.triton_monarch import monarch_forward_op
 
