@@ -179,7 +179,10 @@ class CausalStreamingSampler:
                 t1 = _now(device)
                 if pending is not None:
                     self._hand_out(pending, _now(device))  # what its decode left, then its frames
-                pending = _PendingChunk(chunk, samples, t0, t1, decoder.start(samples) if decoder else None)
+                pending = _PendingChunk(
+                    chunk, samples, t0, t1, decoder.start(samples) if decoder else None,
+                    self.state.cache_bytes(), list(self.state.cached_frames),
+                )  # fmt: skip
                 if not self.overlap_decode or chunk.index == 0:  # the first chunk keeps its latency
                     self._hand_out(pending, _now(device))
                     pending = None
@@ -215,8 +218,8 @@ class CausalStreamingSampler:
             round(pending.generated - pending.started + t2 - decode_started, 4),
             round(pending.generated - pending.started, 4),
             round(t2 - decode_started, 4),
-            self.state.cache_bytes(),
-            list(self.state.cached_frames),
+            pending.cache_bytes,
+            pending.cached_frames,
         )
         self._reports.append(report)
         self.hooks.chunk_finished(self.plan, report, frames, samples)
@@ -247,6 +250,8 @@ class _PendingChunk:
     started: float
     generated: float
     decode: ChunkDecode | None
+    cache_bytes: int  # the cache as this chunk left it (the next chunk may have moved on by hand-out)
+    cached_frames: list[int]
 
 
 def _with_side_decode(callback, side_decode: ChunkDecode):

@@ -275,6 +275,7 @@ def test_overlapped_decode_gives_the_same_video_and_hands_each_chunk_out_one_chu
     overlapped = _causal(base, positive, 21, chunk=2, vae=vae, overlap_decode=True, hooks=hooks)
     assert torch.equal(overlapped.latents, serial.latents)
     assert torch.equal(overlapped.images, serial.images)
+    assert [r.cached_frames for r in overlapped.reports] == [r.cached_frames for r in serial.reports]
     assert hooks.events == [
         ("started", 0), ("finished", 0, 5), ("started", 1), ("started", 2), ("finished", 1, 8),
         ("finished", 2, 8),
