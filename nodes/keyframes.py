@@ -22,7 +22,15 @@ from ..sampling.keyframes import (
     gap_counts,
     plan_keyframes,
 )
-from .temporal import MAX_FRAMES, MAX_SIDE_LIMIT, Progress, send_text, to_frames, to_images
+from .temporal import (
+    MAX_FRAMES,
+    Progress,
+    flow_max_side_input,
+    pairs_per_batch_input,
+    send_text,
+    to_frames,
+    to_images,
+)
 
 CameraTrajectoryType = io.Custom("CAMERA_TRAJECTORY")
 MAX_RESOLUTION = 8192
@@ -73,22 +81,13 @@ class KeyframeInterpolate(io.ComfyNode):
                     tooltip="Optional per-gap counts, e.g. '3, 0, 7' (one per gap); overrides the two above. "
                     "0 leaves a gap as it is.",
                 ),
-                io.Int.Input(
-                    "pairs_per_batch",
-                    default=DEFAULT_PAIRS_PER_BATCH,
-                    min=1,
-                    max=256,
-                    optional=True,
-                    tooltip="Gaps processed together: more is faster on a GPU and uses more memory.",
+                pairs_per_batch_input(
+                    DEFAULT_PAIRS_PER_BATCH,
+                    "Gaps processed together: more is faster on a GPU and uses more memory.",
                 ),
-                io.Int.Input(
-                    "flow_max_side",
-                    default=0,
-                    min=0,
-                    max=MAX_SIDE_LIMIT,
-                    step=16,
-                    optional=True,
-                    tooltip="Estimate flow on frames scaled to this longer side (0 = full size, sharpest motion). "
+                flow_max_side_input(
+                    0,
+                    "Estimate flow on frames scaled to this longer side (0 = full size, sharpest motion). "
                     "Lower it to speed up very large frames.",
                 ),
             ],
@@ -242,15 +241,7 @@ class HybridKeyframeVideo(io.ComfyNode):
                     optional=True,
                     tooltip="CLIP vision of a reference image for I2V / FLF2V model fills.",
                 ),
-                io.Int.Input(
-                    "flow_max_side",
-                    default=0,
-                    min=0,
-                    max=MAX_SIDE_LIMIT,
-                    step=16,
-                    optional=True,
-                    tooltip="Flow fill: estimate flow at this longer side (0 = full size).",
-                ),
+                flow_max_side_input(0, "Flow fill: estimate flow at this longer side (0 = full size)."),
             ],
             outputs=[
                 io.Image.Output(display_name="images"),

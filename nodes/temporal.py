@@ -29,6 +29,18 @@ DEFAULT_FLOW_MAX_SIDE = 512
 MAX_SIDE_LIMIT = 8192
 
 
+def flow_max_side_input(default: int, tooltip: str) -> io.Int.Input:
+    """The optional flow-resolution input every flow node has (same name, range and step)."""
+    return io.Int.Input(
+        "flow_max_side", default=default, min=0, max=MAX_SIDE_LIMIT, step=16, optional=True, tooltip=tooltip
+    )
+
+
+def pairs_per_batch_input(default: int, tooltip: str) -> io.Int.Input:
+    """The optional flow batch-size input of the nodes that estimate flow over many frame pairs."""
+    return io.Int.Input("pairs_per_batch", default=default, min=1, max=256, optional=True, tooltip=tooltip)
+
+
 def send_text(text: str, node_id: str | None) -> None:
     """The node's status line in the UI (chunk/seam progress)."""
     from server import PromptServer
@@ -150,14 +162,9 @@ class TemporalAlign(io.ComfyNode):
                     optional=True,
                     tooltip="Shape of the blend across the overlap and of the fade-out.",
                 ),
-                io.Int.Input(
-                    "flow_max_side",
-                    default=DEFAULT_FLOW_MAX_SIDE,
-                    min=0,
-                    max=MAX_SIDE_LIMIT,
-                    step=16,
-                    optional=True,
-                    tooltip="Estimate optical flow on frames scaled to this longer side (0 = full size). Seam "
+                flow_max_side_input(
+                    DEFAULT_FLOW_MAX_SIDE,
+                    "Estimate optical flow on frames scaled to this longer side (0 = full size). Seam "
                     "misalignments are smooth, so 512 is accurate and much faster than full 832 x 480.",
                 ),
             ],
@@ -260,13 +267,9 @@ class TemporalMetrics(io.ComfyNode):
                     tooltip="Measure on frames scaled to this longer side (0 = full size). Compare numbers only "
                     "between videos measured at the same size.",
                 ),
-                io.Int.Input(
-                    "pairs_per_batch",
-                    default=DEFAULT_PAIRS_PER_BATCH,
-                    min=1,
-                    max=256,
-                    optional=True,
-                    tooltip="Frame pairs per optical-flow batch: more is faster on a GPU, uses more memory.",
+                pairs_per_batch_input(
+                    DEFAULT_PAIRS_PER_BATCH,
+                    "Frame pairs per optical-flow batch: more is faster on a GPU, uses more memory.",
                 ),
             ],
             outputs=[io.String.Output(display_name="metrics_json")],
