@@ -362,7 +362,6 @@ class HybridKeyframeSampler:
 
     def sample_anchors(self, keyframe_poses: CameraTrajectory | None) -> torch.Tensor:
         """All keyframes as one latent sequence at their own temporal RoPE positions."""
-        import comfy.sample
         import node_helpers
 
         from ..kernels.plucker import wan_camera_embedding
@@ -378,24 +377,7 @@ class HybridKeyframeSampler:
             )
             positive = node_helpers.conditioning_set_values(positive, {"camera_conditions": embedding})
             negative = node_helpers.conditioning_set_values(negative, {"camera_conditions": embedding})
-        noise = comfy.sample.prepare_noise(latent, self.s.seed)
-        return (
-            comfy.sample.sample(
-                model,
-                noise,
-                self.s.steps,
-                self.s.cfg,
-                self.s.sampler_name,
-                self.s.scheduler,
-                positive,
-                negative,
-                latent,
-                callback=self.hooks.sampling_callback(0, self.s.steps),
-                seed=self.s.seed,
-            )
-            .cpu()
-            .float()
-        )
+        return self._sample(model, latent, positive, negative, self.s.seed, stage=0).float()
 
     def fill_gap(self, gap: int, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """The window ``left .. right`` (``[L, H, W, 3]``, L = gap frames + 2) sampled by the model."""
@@ -441,23 +423,18 @@ class HybridKeyframeSampler:
         return out.result[0], out.result[1]
 
     def sample_window(self, length: int, positive, negative, seed: int, stage: int) -> torch.Tensor:
+        latent = self.empty_latent((length - 1) // TEMPORAL_STRIDE + 1)
+        return self._sample(self.model, latent, positive, negative, seed, stage)
+
+    def _sample(self, model, latent, positive, negative, seed: int, stage: int) -> torch.Tensor:
+        """One ComfyUI sampling pass with the node's sampler settings; the result on the CPU."""
         import comfy.sample
 
-        latent = self.empty_latent((length - 1) // TEMPORAL_STRIDE + 1)
         noise = comfy.sample.prepare_noise(latent, seed)
         return comfy.sample.sample(
-            self.model,
-            noise,
-            self.s.steps,
-            self.s.cfg,
-            self.s.sampler_name,
-            self.s.scheduler,
-            positive,
-            negative,
-            latent,
-            callback=self.hooks.sampling_callback(stage, self.s.steps),
-            seed=seed,
-        ).cpu()
+            model, noise, self.s.steps, self.s.cfg, self.s.sampler_name, self.s.scheduler, positive, negative,
+            latent, callback=self.hooks.sampling_callback(stage, self.s.steps), seed=seed,
+        ).cpu()  # fmt: skip
 
     def sample_alternating(self, length: int, forward, backward, seed: int, stage: int) -> torch.Tensor:
         """SV4D's dense pass: step k is taken with the left keyframe as start image on the frames in
