@@ -124,6 +124,11 @@ def main() -> int:
         help="comma list: serial (decode each chunk after it samples) and/or overlap (decode it during "
         "the next chunk's steps on a side stream, the node's default)",
     )
+    ap.add_argument(
+        "--graphs",
+        default="off",
+        help="comma list of off/on: replay each chunk's model calls from a CUDA graph (patches/cuda_graphs.py)",
+    )
     ap.add_argument("--profile", action="store_true", help="also profile one video per mode (top ops)")
     ap.add_argument(
         "--tiny", action="store_true", help="tiny model and size on the CPU: a smoke test of this script"
@@ -156,28 +161,38 @@ def main() -> int:
     plan = plan_causal_chunks(args.frames, args.chunk, seed=0)
     sigmas = causal_sigmas(args.timesteps, args.shift)
 
-    rows, profiles, images, rows_same = {}, {}, {}, {}
+    rows, profiles, images, rows_same, rows_graphs = {}, {}, {}, {}, {}
     decodes = [d.strip() for d in args.decode.split(",") if d.strip()]
     if not set(decodes) <= {"serial", "overlap"}:
         raise SystemExit(f"--decode takes serial and/or overlap, got {args.decode!r}")
+    graphs = [g.strip() for g in args.graphs.split(",") if g.strip()]
     runs_to_do = [
-        (attention, decode) for decode in decodes for attention in args.modes.split(",") if attention.strip()
+        (attention, decode, graph)
+        for graph in graphs
+        for decode in decodes
+        for attention in args.modes.split(",")
+        if attention.strip()
     ]
-    for attention, decode in runs_to_do:
+    for attention, decode, graph in runs_to_do:
         attention = attention.strip()
         if attention not in MODES:
             raise SystemExit(f"unknown mode {attention!r}: use {list(MODES)}")
-        mode = attention if decode == "serial" else f"{attention}+overlap"
+        base_mode = attention if decode == "serial" else f"{attention}+overlap"
+        mode = base_mode if graph == "off" else f"{base_mode}+graphs"
         settings = MODES[attention]
         model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
         sampler = CausalStreamingSampler(
-            model, positive, vae, plan, sigmas, args.width, args.height, overlap_decode=decode == "overlap"
-        )
+            model, positive, vae, plan, sigmas, args.width, args.height, overlap_decode=decode == "overlap",
+            cuda_graphs=graph == "on",
+        )  # fmt: skip
         warm, _ = run_video(sampler)  # warm-up: loads the clone, autotunes every cache length
         images[mode] = warm.images
         runs = [summarize(*run_video(sampler)) for _ in range(max(1, args.repeats))]
-        if decode == "overlap" and attention in images:  # same seeds: the decode order must not matter
+        if mode != attention and attention in images:  # same seeds: decode order and graphs must not matter
             rows_same[mode] = float((warm.images - images[attention]).abs().max())
+        if sampler.graph is not None:
+            rows_graphs[mode] = {"captures": sampler.graph.captures, "replays": sampler.graph.replays,
+                                 "failure": sampler.graph.failure}  # fmt: skip
         rows[mode] = min(
             runs, key=lambda r: abs(r["seconds"] - statistics.median(x["seconds"] for x in runs))
         )
@@ -187,14 +202,16 @@ def main() -> int:
         print(f"{mode}: {rows[mode]['end_to_end_fps']} frames/s end to end", flush=True)
 
     for mode, diff in rows_same.items():
-        rows[mode]["max_abs_diff_vs_serial_decode"] = diff
+        rows[mode]["max_abs_diff_vs_serial_eager"] = diff
+    for mode, info in rows_graphs.items():
+        rows[mode]["cuda_graphs"] = info
     for mode, row in rows.items():
         dense = rows.get("dense+overlap" if mode.endswith("+overlap") else "dense")
         if dense is not None:  # against dense with the same decode
             row["speedup_generator_vs_dense"] = round(dense["generate_seconds"] / row["generate_seconds"], 3)
             row["speedup_end_to_end_vs_dense"] = round(dense["seconds"] / row["seconds"], 3)
     targets = {}
-    best = "monarch+overlap" if "monarch+overlap" in rows else "monarch"
+    best = next((m for m in ("monarch+graphs", "monarch+overlap", "monarch") if m in rows), "monarch")
     if best in rows:
         m = rows[best]
         targets = {

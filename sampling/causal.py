@@ -33,6 +33,7 @@ import torch
 from comfy.k_diffusion.sampling import sample_lcm
 from comfy_extras.nodes_custom_sampler import Guider_Basic
 
+from ..patches.cuda_graphs import ChunkGraph, apply_chunk_graphs
 from ..patches.kv_cache import KVCacheState, KVCacheStats, apply_kv_cache
 from .causal_schedule import CausalPlan
 from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE
@@ -129,6 +130,7 @@ class CausalStreamingSampler:
         height: int,
         hooks: ChunkHooks | None = None,
         overlap_decode: bool = False,
+        cuda_graphs: bool = False,
     ):
         if width % (2 * SPATIAL_STRIDE) or height % (2 * SPATIAL_STRIDE):
             raise ValueError(
@@ -146,6 +148,9 @@ class CausalStreamingSampler:
             )
         self.state = KVCacheState(plan.cache_frames, plan.sink_frames)
         self.model = apply_kv_cache(model, self.state)
+        self.graph = ChunkGraph() if cuda_graphs else None
+        if self.graph is not None:
+            self.model = apply_chunk_graphs(self.model, self.graph)
         self.guider = Guider_Basic(self.model)
         self.guider.set_conds(positive)
         self.vae = vae
@@ -236,6 +241,8 @@ class CausalStreamingSampler:
         if side_decode is not None:
             callback = _with_side_decode(callback, side_decode)
         self.state.begin_chunk(chunk.first_latent, chunk.latents)
+        if self.graph is not None:
+            self.graph.reset()  # new cache length and slots: a new graph
         samples = self.guider.sample(
             noise, latent, sampler, self.sigmas, callback=callback, disable_pbar=True, seed=chunk.seed
         )
