@@ -174,6 +174,16 @@ class CausalStreamingSamplerNode(io.ComfyNode):
                     "frames; every chunk after the first is shown one chunk later. Measured on an H100 at "
                     "480p: 2-5 % more frames/s (the GPU is already busy), so off by default.",
                 ),
+                io.Boolean.Input(
+                    "cuda_graphs",
+                    default=False,
+                    optional=True,
+                    tooltip="On CUDA, record each chunk's model call once as a CUDA graph and replay it for "
+                    "the chunk's other steps (less Python and launch time per step). Same frames; a "
+                    "little more GPU memory; falls back to normal calls, with a log line, when the model "
+                    "cannot be captured (e.g. weights offloaded to the CPU). Measured on an H100 at 480p "
+                    "with a 1.3B model: no gain (the GPU is the bottleneck there), so off by default.",
+                ),
             ],
             outputs=[io.Image.Output(display_name="images"), io.Latent.Output(display_name="latent")],
             hidden=[io.Hidden.unique_id],
@@ -196,6 +206,7 @@ class CausalStreamingSamplerNode(io.ComfyNode):
         height: int = 480,
         chunk_save_prefix: str = "RealtimeVideo/causal",
         overlap_decode: bool = False,
+        cuda_graphs: bool = False,
     ) -> io.NodeOutput:
         sigmas = causal_sigmas(timesteps, shift)
         plan = plan_causal_chunks(total_frames, chunk_latent_frames, seed, kv_window_frames, sink_frames)
@@ -203,7 +214,8 @@ class CausalStreamingSamplerNode(io.ComfyNode):
         _send_text(plan.describe(), node_id)
         hooks = CausalNodeHooks(model, plan, len(sigmas) - 1, chunk_save_prefix or "", node_id)
         sampler = CausalStreamingSampler(
-            model, positive, vae, plan, sigmas, width, height, hooks, overlap_decode=overlap_decode
+            model, positive, vae, plan, sigmas, width, height, hooks, overlap_decode=overlap_decode,
+            cuda_graphs=cuda_graphs,
         )
         result = sampler.run()
         stats = result.kv_stats
@@ -229,6 +241,8 @@ class CausalStreamingSamplerNode(io.ComfyNode):
             "peak_device_bytes": result.peak_device_bytes,
             "saved_chunks": hooks.saved,
         }
+        if sampler.graph is not None:
+            report["cuda_graphs"] = sampler.graph.summary()
         comfy.model_management.soft_empty_cache()
         return io.NodeOutput(
             result.images, {"samples": result.latents}, ui=ui.PreviewText(json.dumps(report))

@@ -22,6 +22,7 @@ import comfy.patcher_extension as patcher_extension
 import torch
 
 from ..kernels.monarch import monarch_attention
+from .cuda_graphs import EAGER, set_call_variant
 from .self_attention import BLOCK_MARK, mark_self_attention
 from .wan import TokenGrid, grid_from_newer_comfy, wan_token_grid
 
@@ -151,7 +152,12 @@ class MonarchPatch:
         # launch queue): only done when a setting depends on it.
         needs_step = self.settings.dense_first_steps or self.settings.dense_last_steps or self.settings.report_error
         step, total = _step_index(to) if needs_step else (None, None)
-        to[STATE_KEY] = _CallState(grid, step, total)
+        state = _CallState(grid, step, total)
+        to[STATE_KEY] = state
+        if self.settings.report_error:  # reads errors back to the host: no CUDA graph
+            set_call_variant(to, "monarch", EAGER)
+        elif needs_step:  # a replayed graph must not freeze another step's dense/Monarch choice
+            set_call_variant(to, "monarch", self._dense_step(state))
         self.stats.model_calls += 1
         return executor(*args, **kwargs)
 
@@ -194,14 +200,14 @@ class MonarchPatch:
             return self.previous_override(func, *args, **kwargs)
         return func(*args, **kwargs)
 
-    def _wants_monarch(self, state: _CallState, block: int) -> bool:
+    def _dense_step(self, state: _CallState) -> bool:
         s = self.settings
-        if block in s.dense_blocks:
+        if state.step is None:
             return False
-        if state.step is not None:
-            if state.step < s.dense_first_steps or state.step >= state.total_steps - s.dense_last_steps:
-                return False
-        return True
+        return state.step < s.dense_first_steps or state.step >= state.total_steps - s.dense_last_steps
+
+    def _wants_monarch(self, state: _CallState, block: int) -> bool:
+        return block not in self.settings.dense_blocks and not self._dense_step(state)
 
     @staticmethod
     def _key_grid(q, k, heads, skip_reshape: bool, grid: TokenGrid) -> TokenGrid | None:

@@ -1,4 +1,4 @@
-"""Replay the model calls of one causal chunk from a CUDA graph (host-bound few-step sampling).
+"""Replay the model calls of one causal chunk from CUDA graphs (host-bound few-step sampling).
 
 A Self-Forcing chunk runs the diffusion model 5 times (4 steps + the cache pass) on the same shapes,
 the same cache slots and the same Python decisions (grid, block marks, cached text K/V); only the
@@ -6,6 +6,10 @@ latents and the timestep change. The sampler is bound by host time (about 1000 a
 many small kernels per 81-frame video, bench/notes_monarch_triton.md), so the first call of a chunk
 runs eagerly (it tunes kernels and fills lazily built caches), the second is captured into a CUDA
 graph, and every later call copies its inputs into the graph's static tensors and replays it.
+
+Outer wrappers whose Python takes a per-call decision that the graph would freeze (Monarch's dense
+first/last steps) name it with ``set_call_variant``: each variant gets its own graph, and a variant
+of ``EAGER`` (a call that must sync the host, such as Monarch's error report) runs eagerly.
 
 Installed as the innermost DIFFUSION_MODEL wrapper, so the KV cache's and Monarch's per-call Python
 bookkeeping still runs every call; counters incremented *inside* the forward (attention calls
@@ -16,71 +20,126 @@ eagerly and graphs stay off for the rest of the run, with one log line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import traceback
+from dataclasses import dataclass, field
 
+import comfy.ldm.wan.model as wan_model
 import comfy.patcher_extension as patcher_extension
 import torch
 
 log = logging.getLogger(__name__)
 PATCH_KEY = "rtv_chunk_cuda_graph"
+CALL_VARIANT_KEY = "rtv_call_variant"
+EAGER = "eager"
+
+
+def _sinusoidal_embedding_on_device(dim, position):
+    """ComfyUI's Wan ``sinusoidal_embedding_1d`` with its frequency ramp built on the position's device.
+
+    The original builds ``torch.arange(half)`` on the CPU and copies it over, which a CUDA graph
+    cannot capture; the values are the same integers either way, so the result is identical.
+    """
+    half = dim // 2
+    position = position.type(torch.float32)
+    ramp = torch.arange(half, device=position.device).to(position)
+    sinusoid = torch.outer(position, torch.pow(10000, -ramp.div(half)))
+    return torch.cat([torch.cos(sinusoid), torch.sin(sinusoid)], dim=1)
+
+
+@contextlib.contextmanager
+def _capturable_wan_forward():
+    """Only while capturing: the one host-to-device copy in ComfyUI's Wan forward done on the device."""
+    original = wan_model.sinusoidal_embedding_1d
+    wan_model.sinusoidal_embedding_1d = _sinusoidal_embedding_on_device
+    try:
+        yield
+    finally:
+        wan_model.sinusoidal_embedding_1d = original
+
+
+def _where(error: BaseException) -> str:
+    """The innermost frame outside torch: the line that did something a graph cannot capture."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if "/torch/" not in f.filename]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def set_call_variant(transformer_options: dict, name: str, value) -> None:
+    """Record a per-call decision of an outer wrapper (hashable ``value``, or ``EAGER``)."""
+    transformer_options.setdefault(CALL_VARIANT_KEY, {})[name] = value
+
+
+@dataclass
+class _VariantGraph:
+    calls: int = 0
+    graph: torch.cuda.CUDAGraph | None = None
+    static_inputs: list = field(default_factory=list)
+    static_output: torch.Tensor | None = None
 
 
 class ChunkGraph:
-    """The graph of the current chunk; ``reset`` before each chunk (its shapes or cache slots change)."""
+    """The graphs of the current chunk; ``reset`` before each chunk (its shapes or cache slots change)."""
 
     def __init__(self):
         self.enabled = True
         self.failure: str | None = None
         self.replays = 0
         self.captures = 0
-        self.reset()
+        self.eager_calls = 0
+        self.variants: dict = {}
 
     def reset(self) -> None:
-        self.graph = None
-        self.key = None
-        self.calls = 0
-        self.static_inputs: list[torch.Tensor] = []
-        self.static_output = None
+        self.variants = {}
 
     def wrapper(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None,
                 transformer_options=None, **kwargs):  # fmt: skip
         transformer_options = {} if transformer_options is None else transformer_options
-        plain = clip_fea is None and time_dim_concat is None and not kwargs and context is not None
-        if not (self.enabled and plain and x.is_cuda):
+        variant = tuple(sorted(transformer_options.get(CALL_VARIANT_KEY, {}).items()))
+        # ComfyUI passes control=None (and Wan's extra conds) as keywords: any non-None one is a feature
+        # (ControlNet residuals, reference latents) the static inputs below do not carry.
+        plain = (clip_fea is None and time_dim_concat is None and context is not None
+                 and all(value is None for value in kwargs.values()))
+        if not (self.enabled and plain and x.is_cuda) or any(v == EAGER for _, v in variant):
+            self.eager_calls += 1
             return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
-        key = tuple((t.shape, t.dtype, t.device) for t in (x, timestep, context))
-        if key != self.key:
-            self.reset()
-            self.key = key
-        self.calls += 1
-        if self.calls == 1:  # eager: autotuning, cuDNN plans, the chunk's text K/V
-            return executor(x, timestep, context, None, None, transformer_options)
-        if self.graph is None:
-            return self._capture_and_run(executor, (x, timestep, context), transformer_options)
-        for static, value in zip(self.static_inputs, (x, timestep, context)):
+        key = (variant, *((t.shape, t.dtype, t.device) for t in (x, timestep, context)))
+        entry = self.variants.setdefault(key, _VariantGraph())
+        entry.calls += 1
+        if entry.calls == 1:  # eager: autotuning, cuDNN plans, the chunk's text K/V, device positions
+            self.eager_calls += 1
+            return executor(x, timestep, context, None, None, transformer_options, **kwargs)
+        if entry.graph is None:
+            return self._capture_and_run(entry, executor, (x, timestep, context), transformer_options, kwargs)
+        for static, value in zip(entry.static_inputs, (x, timestep, context)):
             static.copy_(value)
-        self.graph.replay()
+        entry.graph.replay()
         self.replays += 1
-        return self.static_output.clone()
+        return entry.static_output.clone()
 
-    def _capture_and_run(self, executor, inputs, transformer_options):
-        self.static_inputs = [t.clone() for t in inputs]
+    def _capture_and_run(self, entry: _VariantGraph, executor, inputs, transformer_options, kwargs):
+        entry.static_inputs = [t.clone() for t in inputs]
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
-                self.static_output = executor(*self.static_inputs, None, None, transformer_options)
+            with _capturable_wan_forward(), torch.cuda.graph(graph):
+                entry.static_output = executor(*entry.static_inputs, None, None, transformer_options, **kwargs)
         except Exception as error:  # noqa: BLE001 - any capture failure: run eagerly from now on
-            self.enabled, self.failure = False, f"{type(error).__name__}: {error}"
+            self.enabled, self.failure = False, f"{type(error).__name__}: {error}{_where(error)}"
             self.reset()
             torch.cuda.synchronize()
             log.warning(
                 "[RTV] CUDA graphs off for this run (the model call cannot be captured): %s", self.failure
             )
-            return executor(*inputs, None, None, transformer_options)
-        self.graph = graph
+            self.eager_calls += 1
+            return executor(*inputs, None, None, transformer_options, **kwargs)
+        entry.graph = graph
         self.captures += 1
         graph.replay()
-        return self.static_output.clone()
+        return entry.static_output.clone()
+
+    def summary(self) -> str:
+        text = f"CUDA graphs: {self.captures} captured, {self.replays} replayed, {self.eager_calls} eager calls"
+        return text + (f" (off: {self.failure})" if self.failure else "")
 
 
 def apply_chunk_graphs(model, graph: ChunkGraph):

@@ -19,10 +19,27 @@ class FramePositions:
     """Mutable holder the sampler updates between chunks (one model clone for the whole run)."""
 
     def __init__(self):
-        self.positions: torch.Tensor | None = None
+        self._positions: torch.Tensor | None = None
+        self._on_device: dict = {}
 
     def __deepcopy__(self, memo):
         return self
+
+    @property
+    def positions(self) -> torch.Tensor | None:
+        return self._positions
+
+    @positions.setter
+    def positions(self, value: torch.Tensor | None) -> None:
+        self._positions, self._on_device = value, {}
+
+    def on(self, device, dtype) -> torch.Tensor:
+        """The positions on ``device``, copied once per chunk: a host-to-device copy in every model
+        call would stall the launch queue and cannot be captured in a CUDA graph."""
+        key = (torch.device(device) if device is not None else None, dtype)
+        if key not in self._on_device:
+            self._on_device[key] = self._positions.to(device=device, dtype=dtype)
+        return self._on_device[key]
 
 
 def wan_rope_encode_with_positions(original, diffusion_model):
@@ -32,7 +49,7 @@ def wan_rope_encode_with_positions(original, diffusion_model):
                     transformer_options=None):
         transformer_options = transformer_options or {}
         holder = transformer_options.get(FRAME_POSITIONS_KEY)
-        positions = holder.positions if holder is not None else None
+        positions = getattr(holder, "positions", None)
         pt, ph, pw = diffusion_model.patch_size
         frames = (t + pt // 2) // pt
         if positions is None or len(positions) != frames or steps_t is not None:
@@ -41,7 +58,7 @@ def wan_rope_encode_with_positions(original, diffusion_model):
         rows, cols = (h + ph // 2) // ph, (w + pw // 2) // pw
         rope_options = transformer_options.get("rope_options") or {}
         ids = torch.zeros((frames, rows, cols, 3), device=device, dtype=dtype)
-        t_ids = positions.to(device=device, dtype=dtype) + rope_options.get("shift_t", 0.0) + t_start
+        t_ids = holder.on(device, dtype) + rope_options.get("shift_t", 0.0) + t_start
         ids[..., 0] = t_ids.reshape(-1, 1, 1)
         # same as ComfyUI's linspace(shift, shift + (n - 1) * scale, n) for rows and columns
         row_ids = torch.arange(rows, device=device, dtype=dtype) * rope_options.get("scale_y", 1.0)

@@ -12,6 +12,8 @@ length (edge tiles have fewer neighbours); the windows are gathered once (a copy
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -53,16 +55,11 @@ def local_tiles_into(
     attend = attend or cudnn_attention
     batch, heads, _, d = q.shape
     tokens = layout.b1 * layout.b2  # per tile: tile_frames whole frames
-    windows = [local_key_tile_range(layout, first_tile + i, exact_local) for i in range(tiles)]
     q_tiles = q[:, :, first_tile * tokens : (first_tile + tiles) * tokens].unflatten(2, (tiles, tokens))
     out_tiles = out.view(batch, heads, tiles, layout.b2, layout.b1, d)
     lse_tiles = lse.view(batch, heads, tiles, layout.b2, layout.b1)
-    for width in sorted({hi - lo for lo, hi in windows}):
-        members = [i for i, (lo, hi) in enumerate(windows) if hi - lo == width]
-        n = len(members)
-        index = torch.tensor(members, device=q.device)
-        starts = torch.tensor([windows[i][0] * tokens for i in members], device=q.device)
-        key_index = starts[:, None] + torch.arange(width * tokens, device=q.device)  # [n, window tokens]
+    for index, key_index in _window_groups(layout, first_tile, tiles, exact_local, q.device):
+        n = len(index)
         # One gather per tensor, then (B, n) as the batch of one fused call over all heads.
         keys = k[:, :, key_index].transpose(1, 2).flatten(0, 1)  # [B*n, H, window tokens, D]
         values = v[:, :, key_index].transpose(1, 2).flatten(0, 1)
@@ -75,6 +72,24 @@ def local_tiles_into(
         logsumexp = logsumexp.unflatten(3, (layout.b1, layout.b2)).transpose(3, 4)
         out_tiles.index_copy_(2, index, o.float())
         lse_tiles.index_copy_(2, index, logsumexp.float() * LOG2E)
+
+
+@functools.lru_cache(maxsize=256)
+def _window_groups(layout: MonarchLayout, first_tile: int, tiles: int, exact_local: int, device: torch.device):
+    """Query tiles grouped by key-window length: (tile index [n], key token index [n, window tokens]).
+
+    Cached per call shape: building them from Python lists is a host-to-device copy, which costs
+    host time on every call and cannot be captured in a CUDA graph.
+    """
+    tokens = layout.b1 * layout.b2
+    windows = [local_key_tile_range(layout, first_tile + i, exact_local) for i in range(tiles)]
+    groups = []
+    for width in sorted({hi - lo for lo, hi in windows}):
+        members = [i for i, (lo, hi) in enumerate(windows) if hi - lo == width]
+        index = torch.tensor(members, device=device)
+        starts = torch.tensor([windows[i][0] * tokens for i in members], device=device)
+        groups.append((index, starts[:, None] + torch.arange(width * tokens, device=device)))
+    return tuple(groups)
 
 
 def cudnn_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> tuple[Tensor, Tensor]:
