@@ -64,17 +64,25 @@ class Config:
     width: int = 128
     seed: int = 0
     vae_dim: int = 12
-    # Two H100 runs so far (bench/results/reference_training_h100_run*.json), neither recognisable:
-    # run 1 (9-frame clips, batch 16, lr 1e-3, 150 s = 473 steps) kept shapes but lost colour (19 dB);
-    # run 2 (5-frame clips, lr 2e-3, 290 s = 1378 steps) reached 27 dB on its first 5 frames but fell
-    # to 13 dB by frame 12: clips must span several 4-frame groups so the causal cache path trains.
-    # A step takes 191-266 ms for a 2 M-parameter model, most likely launch-bound: a larger batch
-    # should cost little (to be measured by the next run).
+    # Six H100 runs so far (bench/results/reference_training_h100_run*.json), none recognisable.
+    # Run 2 (5-frame clips) reached 27 dB on its first 5 frames, 13 dB by frame 12. Runs 3-5 (9-frame
+    # clips, 300-330 s): 22 dB on frames 0-8, then falling steadily to 15 dB by frame 32; the same
+    # weights give 22 dB again on frames 16-24 fed as a fresh clip, so it is the causal cache's long
+    # history (stacked temporal convs see dozens of frames back), never trained on 9-frame clips, and
+    # not the content. Run 3 (batch 48, width 12) was the best: 4 % recognisable samples, colour right
+    # in 23 %. Batch 16 (run 4) and width 24 (run 5) were worse at equal time; 17-frame clips from
+    # the start (run 6, batch 24) collapsed (KL -> 0.2, loss stuck at 0.26). Hence two stages: short
+    # clips first (fast, stable), then the DiT's full clip length at a lower rate for the cache path.
     vae_steps: int = 6000
     vae_batch: int = 48
     vae_frames: int = 9
     vae_lr: float = 2e-3
-    vae_budget_s: float = 300.0
+    vae_budget_s: float = 200.0
+    vae_long_steps: int = 2000
+    vae_long_batch: int = 12
+    vae_long_frames: int = 33
+    vae_long_lr: float = 5e-4
+    vae_long_budget_s: float = 130.0
     kl_weight: float = 3e-5
     clips: int = 6144
     dit_dim: int = 256
@@ -83,7 +91,7 @@ class Config:
     dit_steps: int = 8000
     dit_batch: int = 128
     dit_lr: float = 3e-4
-    dit_budget_s: float = 170.0
+    dit_budget_s: float = 160.0
     dit_warmup: int = 200
     weight_decay: float = 0.01
     ema_decay: float = 0.999
@@ -123,7 +131,8 @@ class StepPlan:
             step += 1
 
 
-SMOKE = dict(vae_budget_s=0.0, dit_budget_s=0.0, frames=9, height=32, width=32, vae_dim=4, vae_steps=8, vae_batch=2, vae_frames=5, clips=16,
+SMOKE = dict(vae_budget_s=0.0, dit_budget_s=0.0, frames=9, height=32, width=32, vae_dim=4, vae_steps=8, vae_batch=2, vae_frames=5,
+             vae_long_steps=4, vae_long_batch=2, vae_long_frames=9, vae_long_budget_s=0.0, clips=16,
              dit_dim=128, dit_ffn=256, dit_layers=1, dit_steps=30, dit_batch=2, dit_lr=2e-3, dit_warmup=5,
              sample_steps=3, samples_per_class=1, eval_clips=2, classes=2)
 
@@ -167,26 +176,34 @@ class Trainer:
         opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0, betas=(0.9, 0.99))
         pick = torch.Generator().manual_seed(cfg.seed + 1)
         noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
-        losses, parts = [], []
-        plan = StepPlan(cfg.vae_steps, cfg.vae_budget_s)
+        losses, parts, stages = [], [], []
+        stage_list = [(cfg.vae_steps, cfg.vae_budget_s, cfg.vae_batch, cfg.vae_frames, cfg.vae_lr),
+                      (cfg.vae_long_steps, cfg.vae_long_budget_s, cfg.vae_long_batch, cfg.vae_long_frames, cfg.vae_long_lr)]
+        seed = VAE_SEED_BASE
         t0 = time.time()
-        for step in plan:
-            for group in opt.param_groups:
-                group["lr"] = cfg.vae_lr * self.dit_lib.lr_factor(step, plan.total, max(plan.total // 20, 1))
-            classes = torch.randint(0, len(self.prompts), (cfg.vae_batch,), generator=pick).tolist()
-            seeds = [VAE_SEED_BASE + step * cfg.vae_batch + i for i in range(cfg.vae_batch)]
-            pixels = lib.clips_to_pixels(self.clips(classes, seeds, cfg.vae_frames))
-            with self.autocast:
-                loss, part = lib.vae_loss(vae, pixels, cfg.kl_weight, self.stats, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-            opt.step()
-            losses.append(float(loss))
-            parts.append(part)
-            if step % 100 == 0 or step == plan.total - 1:
-                print(f"[vae] step {step} loss {losses[-1]:.4f} rec {part['reconstruction']:.4f} kl {part['kl']:.3f} "
-                      f"({time.time() - t0:.0f} s)", flush=True)
+        for index, (steps, budget_s, batch, frames, lr) in enumerate(stage_list):
+            if steps <= 0:
+                continue
+            plan = StepPlan(steps, budget_s)
+            for step in plan:
+                for group in opt.param_groups:
+                    group["lr"] = lr * self.dit_lib.lr_factor(step, plan.total, max(plan.total // 20, 1))
+                classes = torch.randint(0, len(self.prompts), (batch,), generator=pick).tolist()
+                pixels = lib.clips_to_pixels(self.clips(classes, list(range(seed, seed + batch)), frames))
+                seed += batch
+                with self.autocast:
+                    loss, part = lib.vae_loss(vae, pixels, cfg.kl_weight, self.stats, noise)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+                opt.step()
+                losses.append(float(loss))
+                parts.append(part)
+                if step % 100 == 0 or step == plan.total - 1:
+                    print(f"[vae {index + 1}] step {step} ({frames}-frame clips) loss {losses[-1]:.4f} "
+                          f"rec {part['reconstruction']:.4f} kl {part['kl']:.3f} ({time.time() - t0:.0f} s)", flush=True)
+            stages.append({"frames": frames, "batch": batch, "lr": lr, "steps": plan.total, "steps_configured": steps,
+                           "last_loss": sum(losses[-20:]) / len(losses[-20:])})
         vae.eval()
         held_out = self.held_out_clips()
         before = lib.latent_space_moments(vae, lib.clips_to_pixels(held_out), self.stats)
@@ -195,11 +212,13 @@ class Trainer:
         after = lib.latent_space_moments(vae, lib.clips_to_pixels(held_out), self.stats)
         recon = torch.cat([lib.reconstruct(vae, held_out[i:i + 4]) for i in range(0, len(held_out), 4)])
         self.report["vae"] = {
-            "steps": plan.total, "steps_configured": cfg.vae_steps,
+            "steps": len(losses), "stages": stages,
             "loss_curve": averaged_curve(losses),
             "reconstruction_curve": averaged_curve([p["reconstruction"] for p in parts]),
             "params": sum(p.numel() for p in vae.parameters()),
             "psnr_db": lib.psnr(recon, held_out),
+            # a fall along the clip means the causal cache path is under-trained (runs 2-5)
+            "psnr_per_frame_db": [round(lib.psnr(recon[:, t], held_out[:, t]), 2) for t in range(held_out.shape[1])],
             # the ceiling for the DiT's samples: does the class survive this VAE's round trip?
             "recognisable_reconstructions": self.tracking.recognisability(
                 recon.cpu(), [self.prompts[i % len(self.prompts)] for i in range(len(recon))])["rate"],
