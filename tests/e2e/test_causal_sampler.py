@@ -90,6 +90,15 @@ def test_same_seed_same_video_and_the_seed_matters(server):
     assert report["text_kv_computed"] == TINY_BLOCKS
 
 
+def test_cuda_graphs_input_is_wired_and_off_cuda_every_call_runs_normally(server):
+    plain = server.run(causal_graph(17, prefix="graphs_off"))
+    graphs = server.run(causal_graph(17, prefix="graphs_on", cuda_graphs=True))
+    assert (latent_of(plain) == latent_of(graphs)).all()
+    assert "cuda_graphs" not in report_of(plain)
+    # this server runs on the CPU: nothing is captured, all 2 chunks x 5 calls run as usual
+    assert report_of(graphs)["cuda_graphs"] == "CUDA graphs: 0 captured, 0 replayed, 10 eager calls"
+
+
 def _summaries_of(server, run):
     start = len(server.log_path.read_text())
     result = run()
