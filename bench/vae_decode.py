@@ -103,7 +103,8 @@ def main() -> int:
     sys.path.insert(0, args.comfy_dir)
     import torch
 
-    if args.tiny or not torch.cuda.is_available():
+    args.tiny = args.tiny or not torch.cuda.is_available()  # the full size is a GPU measurement
+    if args.tiny:
         import comfy.cli_args
 
         comfy.cli_args.args.cpu = True

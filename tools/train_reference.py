@@ -104,6 +104,17 @@ class Config:
     """0: every prompt class; a smaller number uses the first classes only (smoke runs)."""
 
 
+@dataclass(frozen=True)
+class VAEStage:
+    """One VAE training stage: clips of ``frames`` frames, ``batch`` per step, peak rate ``lr``."""
+
+    steps: int
+    budget_s: float
+    batch: int
+    frames: int
+    lr: float
+
+
 class StepPlan:
     """Training steps: the configured count, lowered once the step time is known if the stage
     would overrun its wall-clock budget (the lent GPU stops a command after 10 minutes), so the
@@ -177,20 +188,22 @@ class Trainer:
         pick = torch.Generator().manual_seed(cfg.seed + 1)
         noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         losses, parts, stages = [], [], []
-        stage_list = [(cfg.vae_steps, cfg.vae_budget_s, cfg.vae_batch, cfg.vae_frames, cfg.vae_lr),
-                      (cfg.vae_long_steps, cfg.vae_long_budget_s, cfg.vae_long_batch, cfg.vae_long_frames, cfg.vae_long_lr)]
+        short = VAEStage(cfg.vae_steps, cfg.vae_budget_s, cfg.vae_batch, cfg.vae_frames, cfg.vae_lr)
+        long = VAEStage(cfg.vae_long_steps, cfg.vae_long_budget_s, cfg.vae_long_batch, cfg.vae_long_frames,
+                        cfg.vae_long_lr)
         seed = VAE_SEED_BASE
         t0 = time.time()
-        for index, (steps, budget_s, batch, frames, lr) in enumerate(stage_list):
-            if steps <= 0:
+        for index, stage in enumerate((short, long)):
+            if stage.steps <= 0:
                 continue
-            plan = StepPlan(steps, budget_s)
+            plan = StepPlan(stage.steps, stage.budget_s)
+            first_loss = len(losses)
             for step in plan:
                 for group in opt.param_groups:
-                    group["lr"] = lr * self.dit_lib.lr_factor(step, plan.total, max(plan.total // 20, 1))
-                classes = torch.randint(0, len(self.prompts), (batch,), generator=pick).tolist()
-                pixels = lib.clips_to_pixels(self.clips(classes, list(range(seed, seed + batch)), frames))
-                seed += batch
+                    group["lr"] = stage.lr * self.dit_lib.lr_factor(step, plan.total, max(plan.total // 20, 1))
+                classes = torch.randint(0, len(self.prompts), (stage.batch,), generator=pick).tolist()
+                pixels = lib.clips_to_pixels(self.clips(classes, list(range(seed, seed + stage.batch)), stage.frames))
+                seed += stage.batch
                 with self.autocast:
                     loss, part = lib.vae_loss(vae, pixels, cfg.kl_weight, self.stats, noise)
                 opt.zero_grad(set_to_none=True)
@@ -200,10 +213,11 @@ class Trainer:
                 losses.append(float(loss))
                 parts.append(part)
                 if step % 100 == 0 or step == plan.total - 1:
-                    print(f"[vae {index + 1}] step {step} ({frames}-frame clips) loss {losses[-1]:.4f} "
+                    print(f"[vae {index + 1}] step {step} ({stage.frames}-frame clips) loss {losses[-1]:.4f} "
                           f"rec {part['reconstruction']:.4f} kl {part['kl']:.3f} ({time.time() - t0:.0f} s)", flush=True)
-            stages.append({"frames": frames, "batch": batch, "lr": lr, "steps": plan.total, "steps_configured": steps,
-                           "last_loss": sum(losses[-20:]) / len(losses[-20:])})
+            tail = losses[max(first_loss, len(losses) - 20):]
+            stages.append({**dataclasses.asdict(stage), "steps": plan.total, "steps_configured": stage.steps,
+                           "last_loss": sum(tail) / len(tail)})
         vae.eval()
         held_out = self.held_out_clips()
         before = lib.latent_space_moments(vae, lib.clips_to_pixels(held_out), self.stats)
