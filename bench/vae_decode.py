@@ -9,7 +9,9 @@ real width (speed does not depend on weight values), and counts its FLOPs, in va
   CPU latent frame by latent frame);
 * ``device``: the same decoder calls with the frames kept on the device (the GPU's share);
 * ``channels_last``: ``device`` with the decoder's weights and input in channels-last-3d layout
-  (cuDNN's tensor-core convolutions want NDHWC; NCDHW inputs may be transposed per call).
+  (cuDNN's tensor-core convolutions want NDHWC; NCDHW inputs may be transposed per call);
+* ``+benchmark`` / ``-benchmark`` after a name: with cuDNN's benchmark mode on / off (the node turns
+  it on while it decodes; the bare ``device`` and ``channels_last`` leave torch's default, off).
 
 Prints a table (seconds, TFLOP/s) and writes JSON; ``--tiny`` is a CPU check of the harness.
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 WAN_VAE_DIM = 96
-VARIANTS = ("node", "device", "channels_last")
+VARIANTS = ("node", "node-benchmark", "device", "channels_last", "channels_last+benchmark")
 
 
 def build_vae(torch, dim: int):
@@ -68,10 +70,10 @@ def decode_on_device(torch, vae, latents, chunk: int, memory_format):
     return outputs
 
 
-def decode_like_the_node(torch, vae, latents, chunk: int):
+def decode_like_the_node(torch, vae, latents, chunk: int, cudnn_benchmark: bool = True):
     from rtv.sampling.wan_vae_stream import StreamingWanDecoder
 
-    decoder = StreamingWanDecoder(vae)
+    decoder = StreamingWanDecoder(vae, cudnn_benchmark=cudnn_benchmark)
     return [decoder.push(latents[:, :, s : s + chunk]) for s in range(0, latents.shape[2], chunk)]
 
 
@@ -128,16 +130,21 @@ def main() -> int:
 
     rows = {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        if variant == "node":
-            run = lambda: decode_like_the_node(torch, vae, latents, args.chunk)  # noqa: E731
-        elif variant in ("device", "channels_last"):
-            layout = torch.channels_last_3d if variant == "channels_last" else torch.contiguous_format
+        name, benchmark = variant.rstrip("+-").removesuffix("benchmark").rstrip("+-"), None
+        if variant.endswith("benchmark"):
+            benchmark = variant[len(name)] == "+"
+        torch.backends.cudnn.benchmark = bool(benchmark)
+        if name == "node":
+            run = lambda b=benchmark is not False: decode_like_the_node(torch, vae, latents, args.chunk, b)  # noqa: E731
+        elif name in ("device", "channels_last"):
+            layout = torch.channels_last_3d if name == "channels_last" else torch.contiguous_format
             set_conv_layout(torch, vae.first_stage_model, layout)
             run = lambda layout=layout: decode_on_device(torch, vae, latents, args.chunk, layout)  # noqa: E731
         else:
             raise SystemExit(f"unknown variant {variant!r}: use {list(VARIANTS)}")
         run()  # warm-up: cuDNN benchmark search, allocator
         times = timed(torch, run, args.repeats)
+        torch.backends.cudnn.benchmark = False
         seconds = statistics.median(times)
         rows[variant] = {"seconds": round(seconds, 4), "frames_per_s": round(frames / seconds, 1),
                          "tflops": round(flops / seconds / 1e12, 1), "all_seconds": [round(t, 4) for t in times]}  # fmt: skip

@@ -8,6 +8,11 @@ same frames as one ``VAE.decode`` of the stitched latent.
 A chunk can also be decoded a latent frame at a time (``start`` -> ``advance`` ... -> ``finish``) on
 a side CUDA stream, so the causal sampler interleaves the decode of one chunk with the model calls of
 the next and the GPU runs both at once.
+
+Speed on CUDA (bench/vae_decode.py, 81 frames at 480p on an H100): frames stay on the device until a
+chunk is finished (copying each latent frame's output to the host stalled the queue, and the output
+scaling then ran on the CPU), and the decoder's convolutions run channels-last-3d, the layout of
+cuDNN's tensor-core kernels (results in bench/results/vae_decode_h100*.json).
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ import contextlib
 
 import comfy.model_management
 import torch
+
+DEVICE_FRAMES_BYTES = 1 << 30
+"""Decoded frames kept on the device before they are moved to the output device: a chunk of the
+causal sampler (12 frames at 480p, 58 MB) never reaches it; a whole long video pushed at once does."""
+
+
+def use_channels_last(model: torch.nn.Module) -> None:
+    """Put 3D convolution weights in channels-last-3d layout (again after a reload gave them back
+    contiguous); Module.to(memory_format=...) cannot, it rejects the norms' 1-D parameters."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 5 and not param.is_contiguous(memory_format=torch.channels_last_3d):
+                param.data = param.data.contiguous(memory_format=torch.channels_last_3d)
 
 
 class StreamingWanDecoder:
@@ -35,6 +53,12 @@ class StreamingWanDecoder:
         model = getattr(vae, "first_stage_model", None)
         return model is not None and type(model).__module__ == "comfy.ldm.wan.vae" and hasattr(model, "conv2")
 
+    @property
+    def channels_last(self) -> bool:
+        # CUDA only: the CPU's channels-last convolutions take another path, and there the decode
+        # must stay bit-identical to ComfyUI's VAE.decode
+        return self.vae.device.type == "cuda"
+
     def push(self, latents: torch.Tensor) -> torch.Tensor:
         job = self.start(latents)
         while job.advance():
@@ -48,6 +72,8 @@ class StreamingWanDecoder:
         comfy.model_management.load_models_gpu([self.vae.patcher])
         if self.feat_cache is None:
             self.feat_cache = [None] * count_conv3d(self.model.decoder)
+        if self.channels_last:
+            use_channels_last(self.model.decoder)
         if self._side_stream and self.vae.device.type == "cuda" and self._stream is None:
             self._stream = torch.cuda.Stream(self.vae.device)
         return ChunkDecode(self, latents)
@@ -80,6 +106,7 @@ class ChunkDecode:
         self.latents = latents
         self.next_frame = 0
         self.outputs: list[torch.Tensor] = []
+        self.outputs_on_device = 0
         self.x = None
         if decoder._stream is not None:
             # The latents come from the sampler's stream: the side stream must not read them early.
@@ -97,13 +124,22 @@ class ChunkDecode:
         with d._device_context():
             if self.x is None:
                 self.x = d.model.conv2(self.latents.to(d.vae.vae_dtype).to(d.vae.device))
+                if d.channels_last:
+                    self.x = self.x.contiguous(memory_format=torch.channels_last_3d)
             i = self.next_frame
             out = d.model.decoder(self.x[:, :, i : i + 1], feat_cache=d.feat_cache, feat_idx=[0])
-            if d._stream is None:  # serial decode: free device memory frame by frame
-                out = out.to(d.vae.output_device)
+            # the same float32 scaling as VAE.decode, done where the frames are (exact either way)
             self.outputs.append(d.vae.process_output(out.float()))
+            self.outputs_on_device += self.outputs[-1].numel() * 4
+            if d._stream is None and self.outputs_on_device > DEVICE_FRAMES_BYTES:
+                self._move_outputs()
         self.next_frame += 1
         return not self.done
+
+    def _move_outputs(self) -> None:
+        output_device = self.decoder.vae.output_device
+        self.outputs = [o.to(output_device) for o in self.outputs]
+        self.outputs_on_device = 0
 
     def advance_if_loaded(self) -> bool:
         """``advance`` from inside another model's sampling: never (re)loads the VAE there, because
@@ -121,6 +157,8 @@ class ChunkDecode:
             torch.cuda.current_stream(d.vae.device).wait_stream(d._stream)
         d.frames_done += self.latents.shape[2]
         with torch.inference_mode():
+            if len({o.device for o in self.outputs}) > 1:  # some were moved out early
+                self._move_outputs()
             frames = torch.cat(self.outputs, dim=2).to(d.vae.output_device)  # [B, 3, T, H, W]
             frames = frames.movedim(1, -1).reshape(-1, *frames.shape[-2:], 3)
         self.outputs, self.x, self.latents = [], None, None  # side-stream reads are waited for above

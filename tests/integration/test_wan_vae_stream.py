@@ -2,6 +2,7 @@
 
 import comfy.sd
 import comfy.utils
+import pytest
 import torch
 from tiny_models import REPO, WAN21_VAE, tiny_name
 
@@ -38,3 +39,38 @@ def test_frame_by_frame_decode_interleaved_with_other_work_is_identical():
     assert second.done
     parts.append(second.finish())
     assert torch.equal(torch.cat(parts), whole)
+
+
+def test_frames_moved_off_the_device_early_are_still_identical(monkeypatch):
+    """A long push moves decoded frames to the output device past a byte budget: same frames."""
+    import rtv.sampling.wan_vae_stream as stream
+
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH)))
+    latents = torch.randn(1, 16, 4, 6, 8, generator=torch.Generator().manual_seed(2))
+    whole = vae.decode(latents).reshape(-1, 48, 64, 3)
+    monkeypatch.setattr(stream, "DEVICE_FRAMES_BYTES", 48 * 64 * 3 * 4)  # past it after every latent frame
+    moved = []
+    original = stream.ChunkDecode._move_outputs
+    monkeypatch.setattr(stream.ChunkDecode, "_move_outputs", lambda self: (moved.append(1), original(self)))
+    assert torch.equal(StreamingWanDecoder(vae).push(latents), whole)
+    assert len(moved) >= 3
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the channels-last decode path runs on CUDA only")
+def test_channels_last_decode_on_cuda_matches_one_decode():
+    """On CUDA the streamed decode runs channels-last-3d (other cuDNN kernels): close, not identical."""
+    # integration tests run ComfyUI with --cpu; the VAE is put on the GPU explicitly, and one CUDA
+    # allocation first gives ComfyUI's free-memory query the allocator statistics it reads
+    torch.zeros(1, device="cuda")
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH)), device=torch.device("cuda"))
+    assert vae.device.type == "cuda"
+    latents = torch.randn(1, 16, 7, 6, 8, generator=torch.Generator().manual_seed(3))
+    whole = vae.decode(latents).reshape(-1, 48, 64, 3).float()
+    decoder = StreamingWanDecoder(vae)
+    streamed = torch.cat([decoder.push(latents[:, :, :3]), decoder.push(latents[:, :, 3:])])
+    conv_weights = [p for p in vae.first_stage_model.decoder.parameters() if p.dim() == 5]
+    assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in conv_weights)
+    assert streamed.device == whole.device == vae.output_device
+    assert streamed.shape == whole.shape and whole.std() > 0.05  # not a flat image: the check can fail
+    torch.testing.assert_close(streamed.float(), whole, rtol=0, atol=3e-2)
