@@ -77,6 +77,25 @@ def decode_like_the_node(torch, vae, latents, chunk: int, cudnn_benchmark: bool 
     return [decoder.push(latents[:, :, s : s + chunk]) for s in range(0, latents.shape[2], chunk)]
 
 
+def profiled(torch, fn, rows: int = 12) -> dict:
+    """One run under torch.profiler: the device's busy time against the wall time, and the top ops
+    by device time (which kernels and copies the variants differ in)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    busy = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA") / 1e6
+    top = sorted(events, key=lambda e: e.self_device_time_total, reverse=True)[:rows]
+    return {"wall_s": round(wall, 4), "device_busy_s": round(busy, 4),
+            "top_ops": [{"op": e.key[:90], "calls": e.count, "device_ms": round(e.self_device_time_total / 1e3, 2)}
+                        for e in top]}  # fmt: skip
+
+
 def timed(torch, fn, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -100,6 +119,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run at a toy size")
+    ap.add_argument("--profile", action="store_true", help="also profile one run per variant (CUDA)")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/vae_decode_<device>.json)")
     args = ap.parse_args()
     sys.path.insert(0, args.comfy_dir)
@@ -148,6 +168,9 @@ def main() -> int:
         seconds = statistics.median(times)
         rows[variant] = {"seconds": round(seconds, 4), "frames_per_s": round(frames / seconds, 1),
                          "tflops": round(flops / seconds / 1e12, 1), "all_seconds": [round(t, 4) for t in times]}  # fmt: skip
+        if args.profile and torch.cuda.is_available():
+            rows[variant]["profile"] = profiled(torch, run)
+            print(f"{variant}: {json.dumps(rows[variant]['profile'])}")
         set_conv_layout(torch, vae.first_stage_model, torch.contiguous_format)
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"

@@ -68,7 +68,9 @@ def test_channels_last_decode_on_cuda_matches_one_decode():
     latents = torch.randn(1, 16, 7, 6, 8, generator=torch.Generator().manual_seed(3))
     whole = vae.decode(latents).reshape(-1, 48, 64, 3).float()
     decoder = StreamingWanDecoder(vae)
-    streamed = torch.cat([decoder.push(latents[:, :, :3]), decoder.push(latents[:, :, 3:])])
+    parts = [decoder.push(latents[:, :, :3]), decoder.push(latents[:, :, 3:])]
+    assert all(part.is_pinned() for part in parts)  # handed over through page-locked memory
+    streamed = torch.cat(parts)
     conv_weights = [p for p in vae.first_stage_model.decoder.parameters() if p.dim() == 5]
     assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in conv_weights)
     assert streamed.device == whole.device == vae.output_device
