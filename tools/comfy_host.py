@@ -229,3 +229,14 @@ def webp_frame_count(path: Path) -> int:
         frames += tag == b"ANMF"
         i += 8 + size + (size & 1)
     return frames
+
+
+def webp_frames(path: Path):
+    """Frames (T, H, W, 3) float32 in [0, 1] of an animated WEBP (Pillow, as ComfyUI has it)."""
+    import torch
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as image:
+        frames = [torch.frombuffer(bytearray(f.convert("RGB").tobytes()), dtype=torch.uint8)
+                  .view(f.height, f.width, 3) for f in ImageSequence.Iterator(image)]  # fmt: skip
+    return torch.stack(frames).float() / 255

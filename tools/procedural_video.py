@@ -228,9 +228,10 @@ def _texture(params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Te
 
 
 def render(scene: SceneParams, frames: int = DEFAULT_FRAMES, height: int = DEFAULT_HEIGHT,
-           width: int = DEFAULT_WIDTH, return_layers: bool = False):
+           width: int = DEFAULT_WIDTH, return_layers: bool = False, first_frames: torch.Tensor | None = None):
     """Frames (B, T, H, W, 3) float32 in [0, 1] on the scene's device; with ``return_layers`` also
     per object and frame the in-frame coverage (pixels) and the visible (unoccluded) coverage.
+    ``first_frames`` (B,): each clip shows its scene from that frame on (a window of a longer scene).
 
     Objects are shaded only on the pixels of their bounding box in each frame (a few percent of the
     frame for distractors), gathered as flat indices: the cost is the background plus the objects'
@@ -238,11 +239,13 @@ def render(scene: SceneParams, frames: int = DEFAULT_FRAMES, height: int = DEFAU
     in front (each group in object order)."""
     device = scene.radius.device
     batch = len(scene.radius)
-    t = torch.arange(frames, device=device, dtype=torch.float32)
+    t = torch.arange(frames, device=device, dtype=torch.float32).expand(batch, frames)  # (B, T)
+    if first_frames is not None:
+        t = t + first_frames.to(device, torch.float32)[:, None]
     ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height - 0.5
     xs = ((torch.arange(width, device=device, dtype=torch.float32) + 0.5) / height) - width / height / 2
     zoom = torch.exp(scene.zoom_rate[:, None] * t)  # (B, T)
-    centre = scene.pan[:, None, :] * t[None, :, None]  # (B, T, 2)
+    centre = scene.pan[:, None, :] * t[..., None]  # (B, T, 2)
     # world coordinates are separable: x depends on (clip, frame, column), y on (clip, frame, row)
     wx = centre[..., 0, None] + xs / zoom[..., None]  # (B, T, W)
     wy = centre[..., 1, None] + ys / zoom[..., None]  # (B, T, H)
@@ -261,7 +264,7 @@ def render(scene: SceneParams, frames: int = DEFAULT_FRAMES, height: int = DEFAU
 
     extents = []
     for k in range(OBJECTS):
-        pos = scene.position[:, k, None, :] + scene.velocity[:, k, None, :] * t[None, :, None]  # (B, T, 2)
+        pos = scene.position[:, k, None, :] + scene.velocity[:, k, None, :] * t[..., None]  # (B, T, 2)
         screen = (pos - centre) * zoom[..., None]
         reach = (1.6 * scene.radius[:, k, None] * zoom + 2.0 / height) * (scene.present[:, k, None] > 0)
         near_x = (xs - screen[..., 0, None]).abs() < reach[..., None]  # (B, T, W)
@@ -308,14 +311,20 @@ def render(scene: SceneParams, frames: int = DEFAULT_FRAMES, height: int = DEFAU
 
 def generate_clips(class_ids, seeds, frames: int = DEFAULT_FRAMES, height: int = DEFAULT_HEIGHT,
                    width: int = DEFAULT_WIDTH, device: str | torch.device = "cpu", batch: int = 64,
-                   return_layers: bool = False):
+                   return_layers: bool = False, scene_frames: int | None = None, first_frames=None):
     """Clips of the given classes and seeds, (B, T, H, W, 3) float32 in [0, 1] on ``device``,
-    rendered ``batch`` clips at a time (memory: about 60 bytes per pixel per clip)."""
-    scene = sample_scenes(class_ids, seeds, frames, width / height).to(device)
+    rendered ``batch`` clips at a time (memory: about 60 bytes per pixel per clip).
+
+    ``scene_frames`` > ``frames``: the scenes are laid out for that length (the main object's path is
+    centred on the longer clip) and each clip is the window from its ``first_frames`` entry on, so
+    the object may start anywhere on its path, e.g. near the edge it is about to leave."""
+    scene = sample_scenes(class_ids, seeds, scene_frames or frames, width / height).to(device)
+    offsets = None if first_frames is None else torch.as_tensor(first_frames, dtype=torch.float32)
     outputs = []
     for start in range(0, len(scene.radius), batch):
         part = SceneParams(**{k: v[start:start + batch] for k, v in scene.__dict__.items()})
-        outputs.append(render(part, frames, height, width, return_layers))
+        window = None if offsets is None else offsets[start:start + batch]
+        outputs.append(render(part, frames, height, width, return_layers, window))
     if not return_layers:
         return torch.cat(outputs)
     return torch.cat([o[0] for o in outputs]), {

@@ -193,6 +193,8 @@ def recognisability(videos, prompts) -> dict:
     return {
         "rate": sum(v.passed for v in verdicts) / max(len(verdicts), 1),
         "per_prompt": {p: sum(ok) / len(ok) for p, ok in per_prompt.items()},
+        # the issue's own example of the check: the object's colour and its track match the class
+        "colour_and_motion_rate": sum(v.colour_ok and v.motion_ok for v in verdicts) / max(len(verdicts), 1),
         "colour_rate": sum(v.colour_ok for v in verdicts) / max(len(verdicts), 1),
         "motion_rate": sum(v.motion_ok for v in verdicts) / max(len(verdicts), 1),
         "shape_rate": sum(v.shape_ok for v in verdicts) / max(len(verdicts), 1),

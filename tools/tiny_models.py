@@ -21,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FOLDER = "rtv_tiny"
+SHIPPED_MODEL_PREFIX = "rtv_reference_"
+"""The pack's own reference model ships its weights (reference_model/): its names are not mapped."""
 BUILDER_VERSION = "1"  # bump when a tiny model's architecture or seed changes: files are rebuilt
 
 # Real file names used by the shipped workflows (ComfyUI's Wan 2.1 repackaged release).
@@ -187,7 +189,8 @@ def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_
     for node in prompt.values():
         inputs = node["inputs"]
         for key in ("unet_name", "vae_name"):
-            if isinstance(inputs.get(key), str) and not inputs[key].startswith(TINY_FOLDER + "/"):
+            name = inputs.get(key)
+            if isinstance(name, str) and not name.startswith((TINY_FOLDER + "/", SHIPPED_MODEL_PREFIX)):
                 inputs[key] = tiny_name(inputs[key])
         if "width" in inputs and "height" in inputs and node["class_type"] != "CLIPTextEncode":
             if isinstance(inputs["width"], int) and isinstance(inputs["height"], int):

@@ -12,7 +12,14 @@ import pytest
 from browser import Browser
 from comfy_host import free_port
 from e2e_support import ARTIFACTS
-from tiny_models import TEXT_TOKENS, TINY_FOLDER, TINY_HEIGHT, TINY_WIDTH, provide_input_images
+from tiny_models import (
+    SHIPPED_MODEL_PREFIX,
+    TEXT_TOKENS,
+    TINY_FOLDER,
+    TINY_HEIGHT,
+    TINY_WIDTH,
+    provide_input_images,
+)
 from workflow_format import ui_to_api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -23,15 +30,17 @@ RUN_TIMEOUT_S = 300
 TINY_STEPS = 4  # sampling steps are capped in the page: the browser test proves wiring, not quality
 
 # Map the loaded graph onto the tiny host inside the page, the way a user would edit it: model names
-# to the rtv_tiny/ files, a small resolution, and the Wan text encoder (not loadable here) replaced by
-# the test-only conditioning node wired to the same inputs.
+# to the rtv_tiny/ files (the shipped reference model loads as it is), a small resolution, and the
+# Wan text encoder (not loadable here) replaced by the test-only conditioning node wired to the same
+# inputs.
 TINY_MAPPING_JS = """
 (() => {
   const g = app.graph;
   const link = (id) => (g.getLink ? g.getLink(id) : (g.links.get ? g.links.get(id) : g.links[id]));
   for (const n of [...g._nodes]) {
     for (const w of n.widgets || []) {
-      if ((w.name === 'unet_name' || w.name === 'vae_name') && !String(w.value).startsWith('%(folder)s/'))
+      if ((w.name === 'unet_name' || w.name === 'vae_name') && !String(w.value).startsWith('%(folder)s/')
+          && !String(w.value).startsWith('%(shipped)s'))
         w.value = '%(folder)s/' + w.value;
       if (n.type.startsWith('Empty') && w.name === 'width') w.value = %(width)d;
       if (n.type.startsWith('Empty') && w.name === 'height') w.value = %(height)d;
@@ -55,7 +64,7 @@ TINY_MAPPING_JS = """
   for (const n of [...g._nodes]) if (n.type === 'CLIPLoader') g.remove(n);
   return g._nodes.map((n) => n.type);
 })()
-""" % {"folder": TINY_FOLDER, "width": TINY_WIDTH, "height": TINY_HEIGHT, "tokens": TEXT_TOKENS,
+""" % {"folder": TINY_FOLDER, "shipped": SHIPPED_MODEL_PREFIX, "width": TINY_WIDTH, "height": TINY_HEIGHT, "tokens": TEXT_TOKENS,
        "steps": TINY_STEPS}
 
 

@@ -1,10 +1,14 @@
 """The reference model through the real server (issue 10): stock UNETLoader + VAELoader load its
-weights (here the smoke-trained files, until the real ones are committed), RTV_ReferencePrompt
-conditions it, and a stock KSampler + VAEDecode make a video."""
+weights (the smoke-trained files, and the shipped trained ones), RTV_ReferencePrompt conditions it,
+and a stock KSampler + VAEDecode, or the shipped streaming workflow, make a video."""
+
+import json
 
 import pytest
-from comfy_host import webp_frame_count
+from comfy_host import REPO, webp_frame_count, webp_frames
 from reference_smoke import smoke_weights
+from reference_tracking import check_video
+from workflow_format import ui_to_api
 
 from rtv.kernels.reference_prompts import PROMPT_TEXTS, UNCONDITIONAL
 
@@ -50,3 +54,20 @@ def test_prompt_node_is_listed_for_the_reference_model_only(pack_nodes):
 def test_stock_loaders_and_ksampler_make_a_video_with_the_reference_model(server, smoke):
     result = server.run(reference_graph(smoke))
     assert webp_frame_count(result.files("8")[0]) == FRAMES
+
+
+def test_shipped_reference_workflow_streams_the_prompted_object(server, object_info):
+    """workflows/reference_model_streaming_monarch.json as shipped (the trained weights in
+    reference_model/, Monarch attention, three streamed chunks): 81 frames whose first chunk shows the
+    prompt's object in its colour, moving its way (tools/reference_tracking.py)."""
+    workflow = json.loads((REPO / "workflows" / "reference_model_streaming_monarch.json").read_text())
+    prompt = ui_to_api(workflow, object_info)
+    sampler = next(n["inputs"] for n in prompt.values() if n["class_type"] == "RTV_StreamingSampler")
+    text = next(n["inputs"]["prompt"] for n in prompt.values() if n["inputs"].get("prompt") != UNCONDITIONAL
+                and n["class_type"] == "RTV_ReferencePrompt")
+    result = server.run(prompt)
+    save = next(nid for nid, n in prompt.items() if n["class_type"] == "SaveAnimatedWEBP")
+    frames = webp_frames(result.files(save)[0])
+    assert frames.shape == (sampler["total_frames"], sampler["height"], sampler["width"], 3)
+    first_chunk = check_video(frames[: sampler["chunk_frames"]], text)
+    assert first_chunk.colour_ok and first_chunk.motion_ok, first_chunk

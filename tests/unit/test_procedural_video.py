@@ -69,3 +69,12 @@ def test_scenes_have_occlusion_objects_entering_or_leaving_and_camera_motion(sce
     assert crosses_edge.any(-1).float().mean() > 0.15  # in 17 frames; training clips are twice as long
     params = sample_scenes([0] * 8, list(range(8)))
     assert (params.pan.norm(dim=-1) > 0).all() and (params.zoom_rate.abs() > 0).all()
+
+
+def test_a_window_of_a_longer_scene_is_those_frames_of_the_whole_scene(one_cpu_thread):
+    """The trainer's windowed clips: frames 20-52 of an 81-frame scene, rendered on their own."""
+    whole = generate_clips([0, 7], [3, 4], frames=81, height=32, width=48)
+    window = generate_clips([0, 7], [3, 4], frames=33, height=32, width=48, scene_frames=81, first_frames=[20, 40])
+    torch.testing.assert_close(window[0], whole[0, 20:53], rtol=0, atol=1e-5)
+    torch.testing.assert_close(window[1], whole[1, 40:73], rtol=0, atol=1e-5)
+    assert not torch.allclose(window[0], whole[0, :33])  # the scene moves: the offset matters
