@@ -29,14 +29,18 @@ WAN_MODELS_NOTE = (
 )
 
 
+def monarch_attention(model: list) -> dict:
+    """An RTV_MonarchAttention node at the node's defaults, patching ``model`` (a [node id, output] link)."""
+    return {"class_type": "RTV_MonarchAttention", "inputs": {
+        "model": model, "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1, "dense_first_steps": 0,
+        "dense_last_steps": 0, "dense_blocks": "", "backend": "auto", "report_error": False, "exact_local": 1}}  # fmt: skip
+
+
 def wan_t2v_monarch() -> tuple[dict, list[str]]:
     """Wan 2.1 T2V 1.3B with Monarch attention patched in; writes an animated WEBP."""
     prompt = {
         "1": {"class_type": "UNETLoader", "inputs": {"unet_name": WAN21_T2V_1_3B, "weight_dtype": "default"}},
-        "2": {"class_type": "RTV_MonarchAttention", "inputs": {
-            "model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1,
-            "dense_first_steps": 0, "dense_last_steps": 0, "dense_blocks": "", "backend": "auto",
-            "report_error": False, "exact_local": 1}},
+        "2": monarch_attention(["1", 0]),
         "3": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["2", 0], "shift": 8.0}},
         "4": {"class_type": "CLIPLoader", "inputs": {"clip_name": UMT5_XXL, "type": "wan", "device": "default"}},
         "5": {"class_type": "CLIPTextEncode", "inputs": {

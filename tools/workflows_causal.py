@@ -1,5 +1,6 @@
 """Shipped workflows of the causal KV-cache sampler (see tools/make_workflows.py)."""
 
+from make_workflows import monarch_attention
 from tiny_models import UMT5_XXL, WAN21_VAE
 
 # Self-Forcing DMD (Wan 2.1 T2V 1.3B, chunk-wise) in ComfyUI's single-file format, as ComfyUI users name it
@@ -38,22 +39,7 @@ def _graph(total_frames: int, window: int, sinks: int, monarch: bool, prefix: st
         "4": {"class_type": "VAELoader", "inputs": {"vae_name": WAN21_VAE}},
     }
     if monarch:
-        prompt["5"] = {
-            "class_type": "RTV_MonarchAttention",
-            "inputs": {
-                "model": model,
-                "tile_frames": 1,
-                "h_split": 1,
-                "w_split": 1,
-                "iterations": 1,
-                "dense_first_steps": 0,
-                "dense_last_steps": 0,
-                "dense_blocks": "",
-                "backend": "auto",
-                "report_error": False,
-                "exact_local": 1,
-            },
-        }
+        prompt["5"] = monarch_attention(model)
         model = ["5", 0]
     prompt["6"] = {
         "class_type": "RTV_CausalStreamingSampler",

@@ -4,6 +4,7 @@ It runs as shipped, with nothing to download: the weights are in reference_model
 the pack adds to ComfyUI's diffusion_models and vae folders. ``make demo`` runs this workflow.
 """
 
+from make_workflows import monarch_attention
 from pack_import import load_pack
 
 load_pack("rtv")
@@ -18,10 +19,7 @@ def reference_streaming_monarch() -> tuple[dict, list[str]]:
     """81 frames of the reference model in three 33-frame chunks, Monarch attention patched in."""
     prompt = {
         "1": {"class_type": "UNETLoader", "inputs": {"unet_name": REFERENCE_DIT, "weight_dtype": "default"}},
-        "2": {"class_type": "RTV_MonarchAttention", "inputs": {
-            "model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1,
-            "dense_first_steps": 0, "dense_last_steps": 0, "dense_blocks": "", "backend": "auto",
-            "report_error": False, "exact_local": 1}},
+        "2": monarch_attention(["1", 0]),
         "3": {"class_type": "RTV_ReferencePrompt", "inputs": {"prompt": DEMO_PROMPT}},
         "4": {"class_type": "RTV_ReferencePrompt", "inputs": {"prompt": UNCONDITIONAL}},
         "5": {"class_type": "VAELoader", "inputs": {"vae_name": REFERENCE_VAE}},
