@@ -65,7 +65,8 @@ class Config:
     seed: int = 0
     vae_dim: int = 12
     # H100 runs in bench/results/reference_training_h100_run*.json; the shipped weights are run 8's
-    # VAE and run 10's DiT (reference_training.json). Runs 1-6 gave no recognisable model. Run 2 (5-frame clips) reached 27 dB on its first 5 frames, 13 dB by frame 12. Runs 3-5 (9-frame
+    # VAE and run 10's DiT (reference_training.json). Runs 1-6 gave no recognisable model. Run 2
+    # (5-frame clips) reached 27 dB on its first 5 frames, 13 dB by frame 12. Runs 3-5 (9-frame
     # clips, 300-330 s): 22 dB on frames 0-8, then falling steadily to 15 dB by frame 32; the same
     # weights give 22 dB again on frames 16-24 fed as a fresh clip, so it is the causal cache's long
     # history (stacked temporal convs see dozens of frames back), never trained on 9-frame clips, and
@@ -103,8 +104,8 @@ class Config:
     dit_batch: int = 128
     dit_lr: float = 3e-4
     dit_budget_s: float = 470.0
-    """The shipped DiT (run 9) reached dit_steps, 8000, in 415 s on an H100, on run 8's VAE loaded with
-    --vae-weights (the lent GPU stops a command after 10 minutes; one command does both in ~14)."""
+    """The shipped DiT (run 10) reached dit_steps, 8000, in 449 s on an H100, on run 8's VAE loaded
+    with --vae-weights (the lent GPU stops a command after 10 minutes; one command does both in ~14)."""
     dit_warmup: int = 200
     weight_decay: float = 0.01
     ema_decay: float = 0.999
@@ -310,12 +311,14 @@ class Trainer:
             ids = classes[start:start + batch].tolist()
             seeds = list(range(start, start + len(ids)))
             part = windowed[start:start + batch]
-            pixels = self.clips(ids, seeds)
-            if part.any():
-                picked = part.nonzero().squeeze(1).tolist()
-                pixels[part.to(pixels.device)] = self.video.generate_clips(
-                    [ids[i] for i in picked], [seeds[i] for i in picked], cfg.frames, cfg.height, cfg.width,
-                    device=self.device, scene_frames=cfg.window_scene_frames, first_frames=first[start:start + batch][part])
+            window = {"scene_frames": cfg.window_scene_frames, "first_frames": first[start:start + batch][part]}
+            pixels = torch.empty((len(ids), cfg.frames, cfg.height, cfg.width, 3), device=self.device)
+            for chosen, layout in ((~part, {}), (part, window)):  # a clip renders the same in any batch
+                if chosen.any():
+                    picked = chosen.nonzero().squeeze(1).tolist()
+                    pixels[chosen.to(self.device)] = self.video.generate_clips(
+                        [ids[i] for i in picked], [seeds[i] for i in picked], cfg.frames, cfg.height, cfg.width,
+                        device=self.device, **layout)
             pixels = self.vae_lib.clips_to_pixels(pixels)
             with self.autocast:
                 mu = vae.encode(pixels).float()
