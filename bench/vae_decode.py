@@ -150,9 +150,10 @@ def main() -> int:
 
     rows = {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        name, benchmark = variant.rstrip("+-").removesuffix("benchmark").rstrip("+-"), None
-        if variant.endswith("benchmark"):
-            benchmark = variant[len(name)] == "+"
+        name, sign, suffix = variant.partition("+") if "+" in variant else variant.partition("-")
+        if suffix not in ("", "benchmark"):
+            raise SystemExit(f"unknown variant {variant!r}: use {list(VARIANTS)}")
+        benchmark = (sign == "+") if suffix else None  # None: the variant's own choice
         torch.backends.cudnn.benchmark = bool(benchmark)
         if name == "node":
             run = lambda b=benchmark is not False: decode_like_the_node(torch, vae, latents, args.chunk, b)  # noqa: E731
