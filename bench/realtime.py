@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -197,6 +198,8 @@ def main() -> int:
             runs, key=lambda r: abs(r["seconds"] - statistics.median(x["seconds"] for x in runs))
         )
         rows[mode]["repeats_seconds"] = [r["seconds"] for r in runs]
+        rows[mode]["repeats_generate_seconds"] = [r["generate_seconds"] for r in runs]
+        rows[mode]["repeats_first_chunk_s"] = [r["first_chunk_latency_s"] for r in runs]
         if args.profile:
             profiles[mode] = profile_video(torch, sampler)
         print(f"{mode}: {rows[mode]['end_to_end_fps']} frames/s end to end", flush=True)
@@ -239,6 +242,7 @@ def main() -> int:
         "next chunk's steps on a side stream (the first chunk at once); decode_seconds then counts only "
         "the part that did not overlap",
         "model_and_vae_build_s": round(build_s, 1),
+        "cuda_alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"),  # ComfyUI's main sets cudaMallocAsync
         "modes": rows,
         "targets_h100": targets,
         "profiles": profiles,

@@ -5,8 +5,9 @@ The causal sampler's end-to-end frames/s on an H100 is held down by the full-siz
 (81 frames at 832 x 480) in chunks of 3, the way the sampler does, with random weights of the
 real width (speed does not depend on weight values), and counts its FLOPs, in variants:
 
-* ``node``: ``StreamingWanDecoder.push`` per chunk, as the sampler runs it (frames copied to the
-  CPU latent frame by latent frame);
+* ``node``: ``StreamingWanDecoder.push`` per chunk, as the sampler runs it (on CUDA: channels-last,
+  the residual blocks' passes fused by ``sampling/wan_vae_fused.py``, frames to the CPU per chunk);
+* ``node_unfused``: the same with ComfyUI's own decoder forward (session 4's node path);
 * ``device``: the same decoder calls with the frames kept on the device (the GPU's share);
 * ``channels_last``: ``device`` with the decoder's weights and input in channels-last-3d layout
   (cuDNN's tensor-core convolutions want NDHWC; NCDHW inputs may be transposed per call);
@@ -33,7 +34,7 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 WAN_VAE_DIM = 96
-VARIANTS = ("node", "node-benchmark", "device", "channels_last", "channels_last+benchmark")
+VARIANTS = ("node", "node_unfused", "node-benchmark", "device", "channels_last", "channels_last+benchmark")
 
 
 def build_vae(torch, dim: int):
@@ -70,10 +71,10 @@ def decode_on_device(torch, vae, latents, chunk: int, memory_format):
     return outputs
 
 
-def decode_like_the_node(torch, vae, latents, chunk: int, cudnn_benchmark: bool = True):
+def decode_like_the_node(torch, vae, latents, chunk: int, cudnn_benchmark: bool = True, fused=None):
     from rtv.sampling.wan_vae_stream import StreamingWanDecoder
 
-    decoder = StreamingWanDecoder(vae, cudnn_benchmark=cudnn_benchmark)
+    decoder = StreamingWanDecoder(vae, cudnn_benchmark=cudnn_benchmark, fused=fused)
     return [decoder.push(latents[:, :, s : s + chunk]) for s in range(0, latents.shape[2], chunk)]
 
 
@@ -148,22 +149,25 @@ def main() -> int:
         decode_on_device(torch, vae, latents, args.chunk, torch.contiguous_format)
     flops = counter.get_total_flops()
 
-    rows = {}
+    rows, outputs = {}, {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         name, sign, suffix = variant.partition("+") if "+" in variant else variant.partition("-")
         if suffix not in ("", "benchmark"):
             raise SystemExit(f"unknown variant {variant!r}: use {list(VARIANTS)}")
         benchmark = (sign == "+") if suffix else None  # None: the variant's own choice
         torch.backends.cudnn.benchmark = bool(benchmark)
-        if name == "node":
-            run = lambda b=benchmark is not False: decode_like_the_node(torch, vae, latents, args.chunk, b)  # noqa: E731
+        if name in ("node", "node_unfused"):
+            fused = False if name == "node_unfused" else None
+            run = lambda b=benchmark is not False, f=fused: decode_like_the_node(torch, vae, latents, args.chunk, b, f)  # noqa: E731
         elif name in ("device", "channels_last"):
             layout = torch.channels_last_3d if name == "channels_last" else torch.contiguous_format
             set_conv_layout(torch, vae.first_stage_model, layout)
             run = lambda layout=layout: decode_on_device(torch, vae, latents, args.chunk, layout)  # noqa: E731
         else:
             raise SystemExit(f"unknown variant {variant!r}: use {list(VARIANTS)}")
-        run()  # warm-up: cuDNN benchmark search, allocator
+        frames_out = run()  # warm-up: cuDNN benchmark search, allocator
+        if name.startswith("node"):
+            outputs[variant] = torch.cat(frames_out).float()
         times = timed(torch, run, args.repeats)
         torch.backends.cudnn.benchmark = False
         seconds = statistics.median(times)
@@ -174,6 +178,8 @@ def main() -> int:
             print(f"{variant}: {json.dumps(rows[variant]['profile'])}")
         set_conv_layout(torch, vae.first_stage_model, torch.contiguous_format)
 
+    if "node" in outputs and "node_unfused" in outputs:  # the fused passes change rounding only
+        rows["node"]["max_abs_diff_vs_unfused"] = round(float((outputs["node"] - outputs["node_unfused"]).abs().max()), 5)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     result = {
         "device": device, "torch": torch.__version__,

@@ -13,7 +13,8 @@ Speed on CUDA (bench/vae_decode.py, 81 frames at 480p on an H100: 2.32 s -> 1.56
 bench/results/vae_decode_h100*.json): frames stay on the device until a chunk is finished (copying
 each latent frame's output to the host stalled the queue, and the output scaling then ran on the
 CPU), the decoder's convolutions run channels-last-3d, the layout of cuDNN's tensor-core kernels,
-and a chunk's frames reach the host through page-locked memory.
+and a chunk's frames reach the host through page-locked memory. The residual blocks' norm, SiLU,
+padding and bias passes run fused (``wan_vae_fused.py``), also on CUDA only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import contextlib
 
 import comfy.model_management
 import torch
+
+from .wan_vae_fused import FusedDecoderStep, supports_fused_decode
 
 DEVICE_FRAMES_BYTES = 1 << 30
 """Decoded frames kept on the device before they are moved to the output device: a chunk of the
@@ -58,9 +61,15 @@ def use_channels_last(model: torch.nn.Module) -> None:
 class StreamingWanDecoder:
     """``push(latents)`` -> IMAGE frames [N, H, W, 3] on ComfyUI's output device."""
 
-    def __init__(self, vae, *, side_stream: bool = False, cudnn_benchmark: bool = True):
+    def __init__(self, vae, *, side_stream: bool = False, cudnn_benchmark: bool = True, fused: bool | None = None):
         self.vae = vae
         self.model = vae.first_stage_model
+        # None: on CUDA only, like channels_last (the CPU path stays bit-identical to VAE.decode;
+        # the fused one moves each conv's bias into the next pass: equal up to rounding)
+        self.fused = (vae.device.type == "cuda" if fused is None else fused) and supports_fused_decode(
+            self.model.decoder
+        )
+        self._step = FusedDecoderStep(self.model.decoder) if self.fused else None
         self.feat_cache = None
         self.frames_done = 0
         self.pinned_bytes = 0
@@ -147,7 +156,11 @@ class ChunkDecode:
                 if d.channels_last:
                     self.x = self.x.contiguous(memory_format=torch.channels_last_3d)
             i = self.next_frame
-            out = d.model.decoder(self.x[:, :, i : i + 1], feat_cache=d.feat_cache, feat_idx=[0])
+            x = self.x[:, :, i : i + 1]
+            if d._step is not None:
+                out = d._step(x, d.feat_cache)
+            else:
+                out = d.model.decoder(x, feat_cache=d.feat_cache, feat_idx=[0])
             # the same float32 scaling as VAE.decode, done where the frames are (exact either way)
             self.outputs.append(d.vae.process_output(out.float()))
             self.outputs_on_device += self.outputs[-1].numel() * 4
