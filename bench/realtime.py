@@ -8,7 +8,7 @@ cache of all frames; the RTV_CausalStreamingSampler code path (sampling/causal.p
 RTV_MonarchAttention, in one process.
 
 Per attention mode: one warm-up video (cuDNN / Triton autotuning for every cache length), then timed
-videos. Reported: generator frames/s (DiT only), end-to-end frames/s (DiT + streaming VAE decode of each
+videos (5 by default: the one nearest the median is reported, every repeat is listed). Reported: generator frames/s (DiT only), end-to-end frames/s (DiT + streaming VAE decode of each
 chunk + copies to the CPU), first-chunk latency (first chunk generated and decoded), per-chunk times,
 peak device memory, and Monarch's speed-up over dense. Prints a table and writes JSON.
 
@@ -37,6 +37,10 @@ WAN_VAE_DIM = 96  # the real Wan 2.1 VAE width
 TARGET_E2E_FPS = 25.0
 TARGET_SPEEDUP = 1.2
 TARGET_FIRST_CHUNK_S = 0.5
+JUDGED_MODES = ("monarch_rt+overlap", "monarch_rt", "monarch+overlap", "monarch")
+"""The first of these in a run is held to the targets: MonarchRT's 25 frames/s is its plain
+factorisation (RTV_MonarchAttention with exact_local -1), and overlapping a chunk's decode with the
+next chunk's steps is the causal sampler node's default."""
 MODES = {
     "dense": None,  # ComfyUI's attention backend (SDPA on CUDA)
     "monarch": {},  # RTV_MonarchAttention defaults (exact_local 1)
@@ -118,7 +122,7 @@ def main() -> int:
     ap.add_argument("--timesteps", default="1000,750,500,250")
     ap.add_argument("--shift", type=float, default=5.0)
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma list of {list(MODES)}")
-    ap.add_argument("--repeats", type=int, default=1, help="timed videos per mode (the median is reported)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed videos per mode (the median is reported)")
     ap.add_argument(
         "--decode",
         default="serial,overlap",
@@ -214,14 +218,14 @@ def main() -> int:
             row["speedup_generator_vs_dense"] = round(dense["generate_seconds"] / row["generate_seconds"], 3)
             row["speedup_end_to_end_vs_dense"] = round(dense["seconds"] / row["seconds"], 3)
     targets = {}
-    best = next((m for m in ("monarch+graphs", "monarch+overlap", "monarch") if m in rows), "monarch")
+    best = next((m for m in JUDGED_MODES if m in rows), "monarch")
     if best in rows:
         m = rows[best]
         targets = {
-            f"monarch end-to-end >= {TARGET_E2E_FPS} frames/s": m["end_to_end_fps"] >= TARGET_E2E_FPS,
-            f"monarch >= {TARGET_SPEEDUP}x dense end to end": m.get("speedup_end_to_end_vs_dense", 0)
+            f"{best} end-to-end >= {TARGET_E2E_FPS} frames/s": m["end_to_end_fps"] >= TARGET_E2E_FPS,
+            f"{best} >= {TARGET_SPEEDUP}x dense end to end": m.get("speedup_end_to_end_vs_dense", 0)
             >= TARGET_SPEEDUP,
-            f"monarch first chunk < {TARGET_FIRST_CHUNK_S} s": m["first_chunk_latency_s"]
+            f"{best} first chunk < {TARGET_FIRST_CHUNK_S} s": m["first_chunk_latency_s"]
             < TARGET_FIRST_CHUNK_S,
         }
     device_name = torch.cuda.get_device_name() if on_cuda else "cpu"

@@ -78,6 +78,23 @@ class _VariantGraph:
     static_output: torch.Tensor | None = None
 
 
+def capture_unsupported() -> str | None:
+    """Why this process cannot capture the model call, or None.
+
+    ComfyUI's main starts with ``PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync`` unless told
+    ``--disable-cuda-malloc``; under that allocator a capture of the Wan forward failed on the H100
+    (Triton could not read a captured allocation's pointer) and the process then aborted on a CUDA
+    error at a later free (bench/results/realtime_h100_graphs_cudamallocasync.log). Graphs are
+    therefore only tried with PyTorch's native caching allocator."""
+    backend = torch.cuda.get_allocator_backend()
+    if backend != "native":
+        return (
+            f"CUDA graphs need PyTorch's native caching allocator, this process runs {backend} "
+            "(start ComfyUI with --disable-cuda-malloc to use them)"
+        )
+    return None
+
+
 class ChunkGraph:
     """The graphs of the current chunk; ``reset`` before each chunk (its shapes or cache slots change)."""
 
@@ -100,6 +117,9 @@ class ChunkGraph:
         # (ControlNet residuals, reference latents) the static inputs below do not carry.
         plain = (clip_fea is None and time_dim_concat is None and context is not None
                  and all(value is None for value in kwargs.values()))
+        if self.enabled and x.is_cuda and (reason := capture_unsupported()) is not None:
+            self.enabled, self.failure = False, reason
+            log.warning("[RTV] CUDA graphs off for this run: %s", reason)
         if not (self.enabled and plain and x.is_cuda) or any(v == EAGER for _, v in variant):
             self.eager_calls += 1
             return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
