@@ -68,11 +68,28 @@ def build(args, torch, dtype):
     return model, vae
 
 
+ALLOCATOR_EVENTS = ("segment.all.allocated", "segment.all.freed", "num_alloc_retries", "num_sync_all_streams")
+"""Caching-allocator counters per video: device mallocs and frees (each can stall the host) and the
+retries after a failed malloc (which free the cache, a device-wide sync)."""
+
+
+def _allocator_counts(torch) -> dict:
+    if not torch.cuda.is_available():
+        return {}
+    stats = torch.cuda.memory_stats()
+    return {k: stats[k] for k in ALLOCATOR_EVENTS if k in stats}
+
+
 def run_video(sampler):
     """One video; the sampler (and its patched model clone) is reused, so loading is outside the timing."""
+    import torch
+
+    before = _allocator_counts(torch)
     t0 = time.perf_counter()
     result = sampler.run()  # synchronises the device around every chunk phase
     wall = time.perf_counter() - t0
+    after = _allocator_counts(torch)
+    result.allocator_events = {k: after[k] - before[k] for k in after if k in before}
     return result, wall
 
 
@@ -93,6 +110,7 @@ def summarize(result, wall: float) -> dict:
         "kv_cache_mib": round(result.reports[-1].working_bytes / 2**20, 1),
         "peak_device_gib": round(result.peak_device_bytes / 2**30, 3) if result.peak_device_bytes else None,
         "calls_with_cached_keys": result.kv_stats.calls_with_cached_keys,
+        "allocator_events": getattr(result, "allocator_events", {}),
     }
 
 
@@ -204,6 +222,7 @@ def main() -> int:
         rows[mode]["repeats_seconds"] = [r["seconds"] for r in runs]
         rows[mode]["repeats_generate_seconds"] = [r["generate_seconds"] for r in runs]
         rows[mode]["repeats_first_chunk_s"] = [r["first_chunk_latency_s"] for r in runs]
+        rows[mode]["repeats_allocator_events"] = [r["allocator_events"] for r in runs]
         if args.profile:
             profiles[mode] = profile_video(torch, sampler)
         print(f"{mode}: {rows[mode]['end_to_end_fps']} frames/s end to end", flush=True)
