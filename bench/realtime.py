@@ -127,6 +127,12 @@ def profile_video(torch, sampler, rows: int = 15) -> list[dict]:
     table = [{"op": "(all device kernels and copies)", "calls": 0, "self_ms": round(kernels_ms, 1)}]
     for e in sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)[:rows]:
         table.append({"op": e.key, "calls": e.count, "self_ms": round(getattr(e, key) / 1000, 2)})
+    if torch.cuda.is_available():  # the host's side: which ops cost the Python thread its time
+        host = [e for e in prof.key_averages() if e.device_type.name == "CPU"]
+        host_ms = sum(e.self_cpu_time_total for e in host) / 1000
+        table.append({"op": "(host: all ops' own CPU time)", "calls": 0, "self_ms": round(host_ms, 1)})
+        for e in sorted(host, key=lambda e: e.self_cpu_time_total, reverse=True)[:rows]:
+            table.append({"op": f"host {e.key}", "calls": e.count, "self_ms": round(e.self_cpu_time_total / 1000, 2)})
     return table
 
 
