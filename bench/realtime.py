@@ -20,6 +20,7 @@ peak device memory, and Monarch's speed-up over dense. Prints a table and writes
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -80,14 +81,30 @@ def _allocator_counts(torch) -> dict:
     return {k: stats[k] for k in ALLOCATOR_EVENTS if k in stats}
 
 
+_GC_SETTINGS = {
+    "on": (lambda: None, lambda: None),
+    # everything alive before the video leaves the collector's view (old generations stay cheap)
+    "frozen": (lambda: (gc.collect(), gc.freeze()), gc.unfreeze),
+    "off": (gc.disable, gc.enable),
+}
+GC_MODE = "on"
+"""Python's cyclic garbage collector during each timed video (``--gc``): an experiment on where the
+host's time goes in the few-step sampler (its collections pause the thread that launches kernels)."""
+
+
 def run_video(sampler):
     """One video; the sampler (and its patched model clone) is reused, so loading is outside the timing."""
     import torch
 
     before = _allocator_counts(torch)
+    collector = _GC_SETTINGS[GC_MODE]
+    collector[0]()
     t0 = time.perf_counter()
-    result = sampler.run()  # synchronises the device around every chunk phase
-    wall = time.perf_counter() - t0
+    try:
+        result = sampler.run()  # synchronises the device around every chunk phase
+    finally:
+        wall = time.perf_counter() - t0
+        collector[1]()
     after = _allocator_counts(torch)
     result.allocator_events = {k: after[k] - before[k] for k in after if k in before}
     return result, wall
@@ -158,12 +175,15 @@ def main() -> int:
         default="off",
         help="comma list of off/on: replay each chunk's model calls from a CUDA graph (patches/cuda_graphs.py)",
     )
+    ap.add_argument("--gc", default="on", choices=sorted(_GC_SETTINGS), help="Python's garbage collector per video")
     ap.add_argument("--profile", action="store_true", help="also profile one video per mode (top ops)")
     ap.add_argument(
         "--tiny", action="store_true", help="tiny model and size on the CPU: a smoke test of this script"
     )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/realtime_<device>.json)")
     args = ap.parse_args()
+    global GC_MODE
+    GC_MODE = args.gc
 
     sys.path.insert(0, args.comfy_dir)
     sys.path.insert(0, str(REPO / "tools"))
@@ -271,7 +291,8 @@ def main() -> int:
         "next chunk's steps on a side stream (the first chunk at once); decode_seconds then counts only "
         "the part that did not overlap",
         "model_and_vae_build_s": round(build_s, 1),
-        "cuda_alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"),  # ComfyUI's main sets cudaMallocAsync
+        "cuda_alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"),
+        "python_gc": args.gc,  # ComfyUI's main sets cudaMallocAsync
         "modes": rows,
         "targets_h100": targets,
         "profiles": profiles,
