@@ -181,8 +181,10 @@ class CausalStreamingSamplerNode(io.ComfyNode):
                     tooltip="On CUDA, record each chunk's model call once as a CUDA graph and replay it for "
                     "the chunk's other steps (less Python and launch time per step). Same frames; a "
                     "little more GPU memory; falls back to normal calls, with a log line, when the model "
-                    "cannot be captured (e.g. weights offloaded to the CPU). Measured on an H100 at 480p "
-                    "with a 1.3B model: no gain (the GPU is the bottleneck there), so off by default.",
+                    "cannot be captured (e.g. weights offloaded to the CPU) or ComfyUI runs its default "
+                    "cudaMallocAsync allocator (start it with --disable-cuda-malloc to use graphs). "
+                    "Measured on an H100 at 480p with a 1.3B model: no gain (capturing costs more than "
+                    "replaying the other 3 steps of a chunk saves), so off by default.",
                 ),
             ],
             outputs=[io.Image.Output(display_name="images"), io.Latent.Output(display_name="latent")],
