@@ -67,7 +67,7 @@ class StreamingWanDecoder:
         # None: on CUDA only, like channels_last (the CPU path stays bit-identical to VAE.decode;
         # the fused one moves each conv's bias into the next pass: equal up to rounding)
         self.fused = (vae.device.type == "cuda" if fused is None else fused) and supports_fused_decode(
-            self.model.decoder
+            getattr(self.model, "decoder", None)
         )
         self._step = FusedDecoderStep(self.model.decoder) if self.fused else None
         self.feat_cache = None
