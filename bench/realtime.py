@@ -87,17 +87,16 @@ _GC_SETTINGS = {
     "frozen": (lambda: (gc.collect(), gc.freeze()), gc.unfreeze),
     "off": (gc.disable, gc.enable),
 }
-GC_MODE = "on"
 """Python's cyclic garbage collector during each timed video (``--gc``): an experiment on where the
 host's time goes in the few-step sampler (its collections pause the thread that launches kernels)."""
 
 
-def run_video(sampler):
+def run_video(sampler, gc_mode: str = "on"):
     """One video; the sampler (and its patched model clone) is reused, so loading is outside the timing."""
     import torch
 
     before = _allocator_counts(torch)
-    collector = _GC_SETTINGS[GC_MODE]
+    collector = _GC_SETTINGS[gc_mode]
     collector[0]()
     t0 = time.perf_counter()
     try:
@@ -182,8 +181,6 @@ def main() -> int:
     )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/realtime_<device>.json)")
     args = ap.parse_args()
-    global GC_MODE
-    GC_MODE = args.gc
 
     sys.path.insert(0, args.comfy_dir)
     sys.path.insert(0, str(REPO / "tools"))
@@ -234,9 +231,9 @@ def main() -> int:
             model, positive, vae, plan, sigmas, args.width, args.height, overlap_decode=decode == "overlap",
             cuda_graphs=graph == "on",
         )  # fmt: skip
-        warm, _ = run_video(sampler)  # warm-up: loads the clone, autotunes every cache length
+        warm, _ = run_video(sampler, args.gc)  # warm-up: loads the clone, autotunes every cache length
         images[mode] = warm.images
-        runs = [summarize(*run_video(sampler)) for _ in range(max(1, args.repeats))]
+        runs = [summarize(*run_video(sampler, args.gc)) for _ in range(max(1, args.repeats))]
         if mode != attention and attention in images:  # same seeds: decode order and graphs must not matter
             rows_same[mode] = float((warm.images - images[attention]).abs().max())
         if sampler.graph is not None:

@@ -100,6 +100,7 @@ class ChunkGraph:
 
     def __init__(self):
         self.enabled = True
+        self.allocator_checked = False
         self.failure: str | None = None
         self.replays = 0
         self.captures = 0
@@ -117,9 +118,11 @@ class ChunkGraph:
         # (ControlNet residuals, reference latents) the static inputs below do not carry.
         plain = (clip_fea is None and time_dim_concat is None and context is not None
                  and all(value is None for value in kwargs.values()))
-        if self.enabled and x.is_cuda and (reason := capture_unsupported()) is not None:
-            self.enabled, self.failure = False, reason
-            log.warning("[RTV] CUDA graphs off for this run: %s", reason)
+        if self.enabled and x.is_cuda and not self.allocator_checked:  # once: it cannot change in a process
+            self.allocator_checked = True
+            if (reason := capture_unsupported()) is not None:
+                self.enabled, self.failure = False, reason
+                log.warning("[RTV] CUDA graphs off for this run: %s", reason)
         if not (self.enabled and plain and x.is_cuda) or any(v == EAGER for _, v in variant):
             self.eager_calls += 1
             return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)

@@ -55,12 +55,15 @@ def rms_norm_silu(
     if module is not None:
         if out is None:
             out = torch.empty_like(x, memory_format=torch.channels_last_3d)
-        if module.rows_layout(x) is None:
+        x_stride = module.rows_layout(x)
+        if x_stride is None:
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        if module.rows_layout(out) is not None:
+            x_stride = module.rows_layout(x)
+        out_stride = module.rows_layout(out)
+        if out_stride is not None:
             gamma = gamma.reshape(-1).contiguous()
             in_bias = None if in_bias is None else in_bias.reshape(-1).contiguous()
-            return module.rms_norm_silu(x, gamma, scale, in_bias, out)
+            return module.rms_norm_silu(x, gamma, scale, in_bias, out, x_stride, out_stride)
     return rms_norm_silu_reference(x, gamma, scale, in_bias, out)
 
 

@@ -75,8 +75,9 @@ def _add_bias_residual_kernel(X, BIAS, RESIDUAL, elements, channels, HAS_BIAS: t
     tl.store(X + i, y.to(X.dtype.element_ty), mask=ok)
 
 
-def rms_norm_silu(x, gamma, scale, in_bias, out) -> torch.Tensor:
-    """Callers check ``rows_layout`` of ``x`` and ``out`` first (``__init__.rms_norm_silu``)."""
+def rms_norm_silu(x, gamma, scale, in_bias, out, x_batch_stride: int, out_batch_stride: int) -> torch.Tensor:
+    """The batch strides are ``rows_layout`` of ``x`` and ``out``, checked by the caller
+    (``__init__.rms_norm_silu``)."""
     batches, channels = x.shape[0], x.shape[1]
     rows = x.shape[2] * x.shape[3] * x.shape[4]
     block_c = triton.next_power_of_2(channels)
@@ -84,7 +85,7 @@ def rms_norm_silu(x, gamma, scale, in_bias, out) -> torch.Tensor:
     grid = (triton.cdiv(rows, block_r), batches)
     _rms_norm_silu_kernel[grid](
         x, out, gamma, in_bias if in_bias is not None else gamma, rows, channels,
-        rows_layout(x), rows_layout(out), float(scale), 1e-12,
+        x_batch_stride, out_batch_stride, float(scale), 1e-12,
         HAS_BIAS=in_bias is not None, BLOCK_R=block_r, BLOCK_C=block_c, num_warps=4,
     )  # fmt: skip
     return out
