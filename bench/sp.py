@@ -145,7 +145,7 @@ def rank_main(rank: int, world: int, port: int, case: dict, args: dict, out_path
         torch.cuda.set_device(device)
     dtype = torch.float32 if cpu else torch.bfloat16
     dist.init_process_group("gloo" if cpu else "nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world)  # fmt: skip
+                            world_size=world, device_id=None if cpu else device)  # fmt: skip
     config = dict(case["config"])
     if args.get("blocks") is not None:
         config["num_layers"] = args["blocks"]

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 
 import comfy.patcher_extension as patcher_extension
 import torch
-from comfy.ldm.flux.math import apply_rope1
 from comfy.ldm.modules.attention import optimized_attention
 
 from .rope import apply_frame_positions
-from .self_attention import BLOCK_MARK
+from .self_attention import BLOCK_MARK, norm_rope
 
 KV_CACHE_KEY = "rtv_kv_cache"
 PATCH_KEY = "rtv_kv_cache"
@@ -163,10 +162,11 @@ class KVCacheState:
             self.text_context = context
         self.calls_in_chunk += 1
 
-    def self_attention_kv(
+    def self_attention_slots(
         self, block: int, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the chunk's k, v [B, tokens, C] into the block's slots; return cached + current keys/values."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The block's slots for the chunk's keys and values (shaped like k, v [B, tokens, C]) and the
+        cached + current keys and values they complete; the caller writes the slots."""
         ft = self.frame_tokens
         buffers = self.self_kv.get(block)
         if buffers is None:
@@ -182,14 +182,21 @@ class KVCacheState:
             )
         start = len(self.cached_frames) * ft
         end = start + k.shape[1]
-        k_buf[:, start:end] = k
-        v_buf[:, start:end] = v
         self.stats.self_attention_calls += 1
         key_frames = end // ft
         self.stats.max_key_frames = max(self.stats.max_key_frames, key_frames)
         if start > 0:
             self.stats.calls_with_cached_keys += 1
-        return k_buf[:, :end], v_buf[:, :end]
+        return k_buf[:, start:end], v_buf[:, start:end], k_buf[:, :end], v_buf[:, :end]
+
+    def self_attention_kv(
+        self, block: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the chunk's k, v [B, tokens, C] into the block's slots; return cached + current keys/values."""
+        k_slot, v_slot, keys, values = self.self_attention_slots(block, k, v)
+        k_slot.copy_(k)
+        v_slot.copy_(v)
+        return keys, values
 
     def text_kv_for(self, block: int, compute) -> tuple[torch.Tensor, torch.Tensor]:
         cached = self.text_kv.get(block)
@@ -222,12 +229,16 @@ def cached_self_attention(attn, block: int):
     def forward(x, freqs, transformer_options=None, **kwargs):
         transformer_options = transformer_options or {}
         state = transformer_options.get(KV_CACHE_KEY)
-        b, s, n, d = *x.shape[:2], attn.num_heads, attn.head_dim
-        q = apply_rope1(attn.norm_q(attn.q(x)).view(b, s, n, d), freqs).view(b, s, n * d)
-        k = apply_rope1(attn.norm_k(attn.k(x)).view(b, s, n, d), freqs).view(b, s, n * d)
-        v = attn.v(x).view(b, s, n * d)
-        if state is not None:
-            k, v = state.self_attention_kv(block, k, v)
+        n = attn.num_heads
+        q = norm_rope(attn.norm_q, attn.q(x), freqs, n)
+        k, v = attn.k(x), attn.v(x)
+        if state is None:
+            k = norm_rope(attn.norm_k, k, freqs, n)
+        else:  # the keys are normed and rotated straight into the cache slots
+            k_slot, v_slot, keys, values = state.self_attention_slots(block, k, v)
+            norm_rope(attn.norm_k, k, freqs, n, out=k_slot)
+            v_slot.copy_(v)
+            k, v = keys, values
         out = optimized_attention(
             q, k, v, heads=n, transformer_options={**transformer_options, BLOCK_MARK: block}
         )

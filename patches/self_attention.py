@@ -1,4 +1,4 @@
-"""Mark Wan's video self-attention calls, the one exact signal ComfyUI 0.3.75 offers.
+"""Wan video self-attention helpers: the call marker, and the q/k norm + RoPE of the patched forwards.
 
 ``optimized_attention_override`` sees self- and cross-attention alike, and shapes cannot tell them
 apart (a 2-frame 16x16 latent has 512 tokens, the text length). An object patch of each block's
@@ -7,6 +7,10 @@ apart (a 2-frame 16x16 latent has 512 tokens, the text length). An object patch 
 
 from __future__ import annotations
 
+import torch
+from comfy.ldm.flux.math import apply_rope1
+
+from ..kernels.qk_norm_rope import qk_norm_rope
 from .wan import self_attention_paths
 
 BLOCK_MARK = "rtv_self_attention_block"
@@ -31,3 +35,30 @@ def mark_self_attention(model) -> list[int]:
             model.add_object_patch(path, _marked_forward(model.get_model_object(path), block_index))
         to[MARKED_FLAG] = True
     return [block for _, block in paths]
+
+
+def _plain_rms_norm(norm) -> bool:
+    """A ComfyUI RMSNorm whose weight is used as stored (no casting, LoRA or low-VRAM weight functions)."""
+    return (
+        isinstance(norm, torch.nn.Module)
+        and "RMSNorm" in type(norm).__name__
+        and getattr(norm, "weight", None) is not None
+        and isinstance(getattr(norm, "eps", None), float)
+        and not getattr(norm, "comfy_cast_weights", False)
+        and not getattr(norm, "weight_function", None)
+        and not getattr(norm, "bias_function", None)
+    )
+
+
+def norm_rope(norm, projection: torch.Tensor, freqs: torch.Tensor, heads: int, out: torch.Tensor | None = None):
+    """Wan's ``apply_rope1(norm(projection).view(b, s, heads, d), freqs)`` as ``[B, S, C]``, into ``out``
+    when given. A plain RMS norm takes one fused pass on CUDA (``kernels/qk_norm_rope``: one launch
+    instead of six, the same rounding steps); anything else runs ComfyUI's modules."""
+    if _plain_rms_norm(norm) and norm.weight.device == projection.device:
+        return qk_norm_rope(projection, norm.weight, norm.eps, freqs, heads, out=out)
+    b, s, c = projection.shape
+    rotated = apply_rope1(norm(projection).view(b, s, heads, c // heads), freqs).view(b, s, c)
+    if out is None:
+        return rotated
+    out.copy_(rotated)
+    return out

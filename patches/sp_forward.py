@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 import comfy.ldm.common_dit
 import comfy.model_management
 import torch
-from comfy.ldm.flux.math import apply_rope1
 from comfy.ldm.modules.attention import optimized_attention
 from comfy.ldm.wan.model import WanModel, repeat_e, sinusoidal_embedding_1d
 
 from .kv_cache import KV_CACHE_KEY, KVCacheState, cached_text_cross_attention
-from .self_attention import BLOCK_MARK
+from .self_attention import BLOCK_MARK, norm_rope
 from .sp_cache import KVSnapshot, RankKVCache
 from .sp_comm import SPComm
 from .sp_layout import RopeAxes, ShardLayout, check_heads, shard_token_positions
@@ -160,12 +159,13 @@ def sp_self_attention(attn, block: int, x, freqs, layout: ShardLayout, call: SPC
                       kv: KVCacheState | None):
     comm = rt.comm
     b, s, n, d = *x.shape[:2], attn.num_heads, attn.head_dim
-    q = apply_rope1(attn.norm_q(attn.q(x)).view(b, s, n, d), freqs)
-    k = apply_rope1(attn.norm_k(attn.k(x)).view(b, s, n, d), freqs)
-    v = attn.v(x).view(b, s, n, d)
+    qkv = x.new_empty(3, b, s, n * d)  # q and k are normed and rotated into it, no stacking copy
+    norm_rope(attn.norm_q, attn.q(x), freqs, n, out=qkv[0])
+    norm_rope(attn.norm_k, attn.k(x), freqs, n, out=qkv[1])
+    qkv[2].copy_(attn.v(x))
     heads = n // comm.world
     # all tokens, my heads; the pad tokens at the end of the sequence are dropped
-    q, k, v = comm.seq_to_heads(torch.stack([q, k, v]))[:, :, : layout.tokens].unbind(0)
+    q, k, v = comm.seq_to_heads(qkv.view(3, b, s, n, d))[:, :, : layout.tokens].unbind(0)
     q, k, v = (t.reshape(b, layout.tokens, heads * d) for t in (q, k, v))
     if kv is not None:
         k, v = kv.self_attention_kv(block, k, v)

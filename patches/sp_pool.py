@@ -207,7 +207,7 @@ class WorkerPool:
                 ))  # fmt: skip
             self._wait_ready()
             dist.init_process_group(c.backend, store=self.store, rank=0, world_size=c.world,
-                                    timeout=timedelta(seconds=c.timeout_s))
+                                    timeout=timedelta(seconds=c.timeout_s), device_id=_nccl_device(c.backend, torch.device(devices[0])))
         except BaseException:
             self.close()
             raise
@@ -323,6 +323,12 @@ class WorkerPool:
 # ------------------------------------------------------------------------------------------- worker side
 
 
+def _nccl_device(backend: str, device: torch.device) -> torch.device | None:
+    """The rank's GPU for NCCL (without it NCCL guesses the device from the rank, which can hang when
+    rank 0 is not on cuda:0); None for gloo."""
+    return device if backend == "nccl" else None
+
+
 def serve(store, rank: int, boot: Bootstrap) -> None:
     """A worker's life: join the group, then answer rank 0's messages until ``stop``."""
     world = len(boot.devices)
@@ -331,7 +337,7 @@ def serve(store, rank: int, boot: Bootstrap) -> None:
         torch.cuda.set_device(device)
     store.set(READY_KEY.format(rank), b"1")
     dist.init_process_group(boot.backend, store=store, rank=rank, world_size=world,
-                            timeout=timedelta(seconds=boot.timeout_s))
+                            timeout=timedelta(seconds=boot.timeout_s), device_id=_nccl_device(boot.backend, device))
     runtime = RankRuntime(SPComm(rank, world))
     dm = None
     with torch.inference_mode():

@@ -501,7 +501,10 @@ def run(
     such as ComfyUI's samplers gain nothing from it)."""
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if not torch.compiler.is_compiling():
-        out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+        # token-major storage ([B, N, H, D] seen as [B, H, N, D]): callers that merge the heads back
+        # into [B, N, H * D] (every attention call of a DiT) get a view instead of a copy kernel
+        b, h, n, d = q.shape
+        out = torch.empty((b, n, h, d), dtype=q.dtype, device=q.device).transpose(1, 2)
         return monarch_forward_into(out, q, k, v, layout, iterations=int(iterations), scale=scale,
                                     exact_local=int(exact_local))  # fmt: skip
     return monarch_forward_op(

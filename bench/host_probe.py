@@ -1,0 +1,200 @@
+"""Where the causal sampler's host time goes (issue 9): host and device cost per piece, and every sync.
+
+The few-step causal sampler with Monarch attention is bound by the thread that launches kernels
+(bench/notes_monarch_triton.md, session 5). This probe runs the same videos as ``bench/realtime.py``
+(ComfyUI's WanModel at 1.3B size, 480 x 832, 81 frames in chunks of 3, 4 steps + the cache pass) and
+times one level of the model per video, so that no measurement sits inside another:
+
+* ``model_call``: one call of the diffusion model (all blocks, RoPE, embeddings, head);
+* ``block``: one transformer block;
+* ``attention``: the self-attention call (``optimized_attention`` as the KV-cache block calls it: the
+  override dispatch, Monarch's wrapper, the kernels, the output reshape);
+* ``kernels``: ``monarch_forward_into`` alone (scratch, tune-key lookups, the Triton launches);
+* ``rope``: one q or k norm + RoPE (``norm_rope``: the fused pass on CUDA, ComfyUI's norm and
+  ``apply_rope1`` where it does not apply).
+
+Each timed piece starts on an idle GPU behind a ``torch.cuda._sleep`` long enough that the host
+finishes launching before the GPU starts: ``host_us`` is the host's cost (Python, dispatch, launch
+calls), ``device_us`` the GPU's (CUDA events). A video with ``torch.cuda.set_sync_debug_mode`` lists
+the host-device syncs by their line. Prints tables and writes JSON.
+
+    python bench/host_probe.py --comfy-dir /path/to/ComfyUI     # CUDA only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import traceback
+import warnings
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SLEEP_CYCLES = {"model_call": 400_000_000, "block": 20_000_000, "attention": 4_000_000,
+                "kernels": 4_000_000, "rope": 2_000_000}  # fmt: skip
+"""GPU sleep before each timed piece (cycles, ~1.8 GHz): longer than the piece's host time."""
+
+
+class Probe:
+    """Wraps a callable: host time of each call, and its device time behind a GPU sleep."""
+
+    def __init__(self, torch, name: str):
+        self.torch, self.name = torch, name
+        self.host_s: list[float] = []
+        self.events: list = []
+
+    def wrap(self, fn):
+        torch, cycles = self.torch, SLEEP_CYCLES[self.name]
+
+        def timed(*args, **kwargs):
+            torch.cuda.synchronize()
+            torch.cuda._sleep(cycles)  # the GPU is busy until the host has launched everything
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            t0 = time.perf_counter()
+            start.record()
+            out = fn(*args, **kwargs)
+            end.record()
+            self.host_s.append(time.perf_counter() - t0)
+            self.events.append((start, end))
+            return out
+
+        return timed
+
+    def summary(self) -> dict:
+        self.torch.cuda.synchronize()
+        device_ms = [s.elapsed_time(e) for s, e in self.events]
+        return {
+            "calls": len(self.host_s),
+            "host_us": round(1e6 * statistics.median(self.host_s), 1),
+            "device_us": round(1e3 * statistics.median(device_ms), 1),
+            "host_s_total": round(sum(self.host_s), 4),
+            "device_s_total": round(sum(device_ms) / 1e3, 4),
+        }
+
+
+def sync_sites(torch, sampler, run_video) -> list[dict]:
+    """Every synchronising CUDA call of one video, counted by the innermost line outside torch."""
+    sites: Counter = Counter()
+    show = warnings.showwarning
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        frames = [f for f in traceback.extract_stack()[:-1] if "/torch/" not in f.filename and "warnings" not in f.filename]
+        where = frames[-3:] if frames else []
+        sites[" <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(where))] += 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run_video(sampler)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+            warnings.showwarning = show
+    return [{"count": n, "site": s} for s, n in sites.most_common()]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--comfy-dir", default=str(REPO / ".host" / "ComfyUI"))
+    ap.add_argument("--modes", default="dense,monarch_rt")
+    ap.add_argument("--levels", default="model_call,block,attention,kernels,rope")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    sys.path.insert(0, args.comfy_dir)
+    sys.path.insert(0, str(REPO / "tools"))
+    import comfy.cli_args
+    import torch
+
+    if not torch.cuda.is_available():
+        print("the host probe needs a CUDA GPU")
+        return 2
+    comfy.cli_args.args.cpu = False
+    from pack_import import load_pack
+
+    load_pack("rtv")
+    import realtime
+
+    import rtv.kernels.monarch.triton_monarch as triton_monarch
+    import rtv.patches.kv_cache as kv_cache
+    from rtv.patches.attention import MonarchSettings, apply_monarch_attention
+    from rtv.sampling.causal import CausalStreamingSampler
+    from rtv.sampling.causal_schedule import causal_sigmas, plan_causal_chunks
+
+    args.tiny = False
+    base, vae = realtime.build(args, torch, torch.bfloat16)
+    g = torch.Generator().manual_seed(0)
+    positive = [[torch.randn(1, realtime.TEXT_TOKENS, realtime.TEXT_DIM, generator=g), {}]]
+    plan = plan_causal_chunks(81, 3, seed=0)
+    sigmas = causal_sigmas("1000,750,500,250", 5.0)
+    dm = base.get_model_object("diffusion_model")
+
+    def run_video(sampler):
+        t0 = time.perf_counter()
+        sampler.run()
+        return time.perf_counter() - t0
+
+    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "modes": {}}
+    for mode in args.modes.split(","):
+        settings = realtime.MODES[mode]
+        model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
+        sampler = CausalStreamingSampler(model, positive, vae, plan, sigmas, 832, 480, overlap_decode=True)
+        run_video(sampler)  # warm-up: loads, autotunes
+        row = {"video_s_unprobed": round(run_video(sampler), 4)}
+        for level in args.levels.split(","):
+            if level == "kernels" and mode == "dense":
+                continue
+            probe = Probe(torch, level)
+            undo = []
+            if level == "model_call":
+                dm.forward = probe.wrap(type(dm).forward.__get__(dm))
+                undo.append(lambda: delattr(dm, "forward"))
+            elif level == "block":
+                for b in dm.blocks:
+                    b.forward = probe.wrap(type(b).forward.__get__(b))
+                    undo.append(lambda b=b: delattr(b, "forward"))
+            elif level == "attention":
+                original = kv_cache.optimized_attention
+                kv_cache.optimized_attention = probe.wrap(original)
+                undo.append(lambda o=original: setattr(kv_cache, "optimized_attention", o))
+            elif level == "kernels":
+                original = triton_monarch.monarch_forward_into
+                triton_monarch.monarch_forward_into = probe.wrap(original)
+                undo.append(lambda o=original: setattr(triton_monarch, "monarch_forward_into", o))
+            elif level == "rope":
+                original = kv_cache.norm_rope
+                kv_cache.norm_rope = probe.wrap(original)
+                undo.append(lambda o=original: setattr(kv_cache, "norm_rope", o))
+            try:
+                run_video(sampler)
+            finally:
+                for fn in undo:
+                    fn()
+            row[level] = probe.summary()
+            print(f"{mode:<11} {level:<11} {row[level]}", flush=True)
+        row["syncs"] = sync_sites(torch, sampler, run_video)
+        report["modes"][mode] = row
+
+    print(f"\n{'mode':<11} {'level':<11} {'calls':>6} {'host us':>9} {'device us':>10} {'host s':>8} {'device s':>9}")
+    for mode, row in report["modes"].items():
+        for level, r in row.items():
+            if isinstance(r, dict) and "host_us" in r:
+                print(f"{mode:<11} {level:<11} {r['calls']:>6} {r['host_us']:>9} {r['device_us']:>10} "
+                      f"{r['host_s_total']:>8} {r['device_s_total']:>9}")  # fmt: skip
+        print(f"{mode}: {sum(s['count'] for s in row['syncs'])} syncs a video; top sites:")
+        for s in row["syncs"][:12]:
+            print(f"   {s['count']:>4}  {s['site'][:150]}")
+    out = Path(args.out or REPO / "bench" / "results" / "host_probe_h100.json")
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
