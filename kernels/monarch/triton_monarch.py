@@ -28,21 +28,13 @@ import torch
 import triton
 from torch import Tensor
 
-from ..lean_launch import LeanKernel
 from . import MonarchBackend, cudnn_local, register_backend
 from .autotune_cache import Config, pick_config
 from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
-from .triton_local import monarch_local_kernel as _local_jit
-from .triton_stage1 import monarch_stage1_kernel as _stage1_jit
-from .triton_stage2 import monarch_refine_kernel as _refine_jit
-from .triton_stage2 import monarch_stage2_kernel as _stage2_jit
+from .triton_local import monarch_local_kernel
+from .triton_stage1 import monarch_stage1_kernel
+from .triton_stage2 import monarch_refine_kernel, monarch_stage2_kernel
 from .triton_tiles import geometry_args
-
-# every call of a chunk repeats the previous one's launches: after the first, launch them directly
-monarch_local_kernel = LeanKernel(_local_jit)
-monarch_stage1_kernel = LeanKernel(_stage1_jit)
-monarch_refine_kernel = LeanKernel(_refine_jit)
-monarch_stage2_kernel = LeanKernel(_stage2_jit)
 
 LOG2E = 1.4426950408889634
 """Kernels work in log2 units (exp2 is the fast instruction): logits are pre-multiplied by this."""

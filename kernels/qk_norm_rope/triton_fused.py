@@ -12,8 +12,6 @@ import torch
 import triton
 import triton.language as tl
 
-from ..lean_launch import LeanKernel
-
 
 @triton.jit
 def _qk_norm_rope_kernel(
@@ -58,16 +56,13 @@ def _qk_norm_rope_kernel(
     tl.store(out_row + 2 * p + 1, (f10 * y0 + f11 * y1).to(dtype), mask=valid)
 
 
-_qk_norm_rope = LeanKernel(_qk_norm_rope_kernel)  # launched twice per block call: keep it lean
-
-
 def qk_norm_rope(x: torch.Tensor, weight: torch.Tensor, eps: float, freqs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``x``, ``out``: [B, S, C] with unit channel stride; ``freqs`` [B or 1, S, 1, D/2, 2, 2] float32
     whose last three dims are contiguous; ``weight`` [C] contiguous."""
     b, s, c = x.shape
     half_head = freqs.shape[-3]
     f_batch_stride = freqs.stride(0) if freqs.shape[0] > 1 else 0
-    _qk_norm_rope[(b * s,)](
+    _qk_norm_rope_kernel[(b * s,)](
         x, weight, freqs, out, s,
         x.stride(0), x.stride(1), f_batch_stride, freqs.stride(1), out.stride(0), out.stride(1), eps,
         CHANNELS=c, HALF_HEAD=half_head, BLOCK_P=triton.next_power_of_2(c // 2),
