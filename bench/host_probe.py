@@ -100,11 +100,52 @@ def sync_sites(torch, sampler, run_video) -> list[dict]:
     return [{"count": n, "site": s} for s, n in sites.most_common()]
 
 
+def launch_costs(torch, repeats: int = 200) -> dict:
+    """Host microseconds per launch of one q/k norm + RoPE at the chunk shape (1 x 4680 tokens x 1536),
+    by each route, with the GPU kept busy so that no launch waits: ComfyUI's two modules, Triton's own
+    launch of the fused kernel, the public entry point, and one torch elementwise op for scale.
+    (Session 6 also timed a relaunch that skips Triton's argument binding: 31 us against Triton's
+    29 us, so it was dropped: Triton 3.6's launch is not where the host time goes.)"""
+    import comfy.rmsnorm
+    from comfy.ldm.flux.math import apply_rope1
+
+    from rtv.kernels.qk_norm_rope import qk_norm_rope
+    from rtv.kernels.qk_norm_rope import triton_fused as fused
+
+    tokens, c, heads = 4680, 1536, 12
+    x = torch.randn(1, tokens, c, device="cuda", dtype=torch.bfloat16)
+    w = torch.rand(c, device="cuda", dtype=torch.bfloat16) + 0.5
+    freqs = torch.randn(1, tokens, 1, c // heads // 2, 2, 2, device="cuda")
+    out = torch.empty_like(x)
+    args = (x, w, freqs, out, tokens, x.stride(0), x.stride(1), 0, freqs.stride(1), out.stride(0), out.stride(1), 1e-6)
+    meta = dict(CHANNELS=c, HALF_HEAD=c // heads // 2, BLOCK_P=1024, num_warps=4)
+    routes = {
+        "comfy_rms_norm+apply_rope1": lambda: apply_rope1(comfy.rmsnorm.rms_norm(x, w, 1e-6).view(1, tokens, heads, -1), freqs),
+        "triton_jit_launch": lambda: fused._qk_norm_rope_kernel[(tokens,)](*args, **meta),
+        "qk_norm_rope_api": lambda: qk_norm_rope(x, w, 1e-6, freqs, heads, out=out),
+        "torch_add_one_op": lambda: torch.add(x, x, out=out),
+    }
+    result = {}
+    for name, fn in routes.items():
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        torch.cuda._sleep(1_000_000_000)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        result[name] = round(1e6 * (time.perf_counter() - t0) / repeats, 1)
+        torch.cuda.synchronize()
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--comfy-dir", default=str(REPO / ".host" / "ComfyUI"))
     ap.add_argument("--modes", default="dense,monarch_rt")
-    ap.add_argument("--levels", default="model_call,block,attention,kernels,rope")
+    ap.add_argument("--levels", default="launch,block,attention,kernels,rope",
+                    help="launch (per-launch host cost by route), model_call (queue-limited: its ~1200 launches "
+                    "overfill the launch queue behind the sleep), block, attention, kernels, rope")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     sys.path.insert(0, args.comfy_dir)
@@ -127,6 +168,10 @@ def main() -> int:
     from rtv.sampling.causal import CausalStreamingSampler
     from rtv.sampling.causal_schedule import causal_sigmas, plan_causal_chunks
 
+    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "modes": {}}
+    if "launch" in args.levels.split(","):
+        report["launch_host_us"] = launch_costs(torch)
+        print("host us per launch:", report["launch_host_us"], flush=True)
     args.tiny = False
     base, vae = realtime.build(args, torch, torch.bfloat16)
     g = torch.Generator().manual_seed(0)
@@ -140,7 +185,6 @@ def main() -> int:
         sampler.run()
         return time.perf_counter() - t0
 
-    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "modes": {}}
     for mode in args.modes.split(","):
         settings = realtime.MODES[mode]
         model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
@@ -148,7 +192,7 @@ def main() -> int:
         run_video(sampler)  # warm-up: loads, autotunes
         row = {"video_s_unprobed": round(run_video(sampler), 4)}
         for level in args.levels.split(","):
-            if level == "kernels" and mode == "dense":
+            if level == "launch" or (level == "kernels" and mode == "dense"):
                 continue
             probe = Probe(torch, level)
             undo = []
