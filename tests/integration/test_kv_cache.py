@@ -280,3 +280,50 @@ def test_overlapped_decode_gives_the_same_video_and_hands_each_chunk_out_one_chu
         ("started", 0), ("finished", 0, 5), ("started", 1), ("started", 2), ("finished", 1, 8),
         ("finished", 2, 8),
     ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------- fused block
+
+
+@pytest.mark.parametrize("per_frame", [False, True], ids=["one_timestep", "per_frame_timesteps"])
+def test_fused_block_forward_is_comfyuis_block_bit_for_bit(base, per_frame):
+    """The causal sampler's block (patches/fused_block.py) runs ComfyUI's ops on the CPU: identical output;
+    per-frame timesteps take ComfyUI's own forward."""
+    from rtv.patches.fused_block import fusable_block, fused_block_forward
+
+    dm = base.get_model_object("diffusion_model")
+    block = dm.blocks[1]
+    assert fusable_block(block)
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(1, 30, dm.dim, generator=g)  # 2 latent frames of 3 x 5 tokens
+    e = torch.randn(1, 2 if per_frame else 1, 6, dm.dim, generator=g) * 0.3
+    freqs = dm.rope_encode(2, 6, 10, device="cpu", dtype=torch.float32)
+    context = dm.text_embedding(_context(4))
+    with torch.no_grad():
+        expected = block(x, e=e, freqs=freqs, context=context, context_img_len=None, transformer_options={})
+        got = fused_block_forward(block)(x, e=e, freqs=freqs, context=context, context_img_len=None,
+                                         transformer_options={})  # fmt: skip
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused Triton block steps run on CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_block_forward_on_cuda_matches_comfyuis_block(base, dtype):
+    import copy
+
+    from rtv.patches.fused_block import fused_block_forward
+
+    dm = base.get_model_object("diffusion_model")
+    block = copy.deepcopy(dm.blocks[1]).to("cuda", dtype)
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(1, 30, dm.dim, generator=g).to("cuda", dtype)
+    e = (torch.randn(1, 1, 6, dm.dim, generator=g) * 0.3).to("cuda", dtype)
+    freqs = dm.rope_encode(2, 6, 10, device="cuda", dtype=dtype)
+    context = dm.text_embedding(_context(4)).to("cuda", dtype)
+    with torch.no_grad():
+        expected = block(x, e=e, freqs=freqs, context=context, context_img_len=None, transformer_options={})
+        got = fused_block_forward(block)(x, e=e, freqs=freqs, context=context, context_img_len=None,
+                                         transformer_options={})  # fmt: skip
+    error = ((got.float() - expected.float()).norm() / expected.float().norm()).item()
+    assert error < (1e-5 if dtype == torch.float32 else 1e-2), error

@@ -1,0 +1,63 @@
+"""The Wan transformer block with its norm and residual steps fused (causal sampler, host-bound).
+
+The few-step causal sampler is bound by the host thread: every kernel of a block costs tens of
+microseconds of Python and dispatch (bench/host_probe.py). ComfyUI's ``WanAttentionBlock.forward``
+spends 10 kernels on modulation, LayerNorms and residuals around its attention and MLP calls; this
+replacement runs the same steps as 3 passes of ``kernels/wan_block.norm_step`` (Triton on CUDA, and
+on the CPU the very ops ComfyUI runs, so results there are bit-identical) and calls the block's own
+attention and MLP modules, patched or not. Blocks or calls it does not cover (per-frame timesteps,
+weights cast or patched per call) run ComfyUI's forward.
+"""
+
+from __future__ import annotations
+
+import comfy.model_management
+import torch
+
+from ..kernels.wan_block import norm_step
+
+
+def _plain_norm(norm, affine: bool) -> bool:
+    if not isinstance(norm, torch.nn.LayerNorm) or not isinstance(norm.eps, float):
+        return False
+    if getattr(norm, "comfy_cast_weights", False) or getattr(norm, "weight_function", None) or getattr(norm, "bias_function", None):
+        return False
+    return (norm.weight is not None and norm.bias is not None) if affine else norm.weight is None
+
+
+def fusable_block(block) -> bool:
+    """A block whose norms are the stock Wan ones (the steps the fused path implements)."""
+    norm3 = block.norm3
+    return (
+        _plain_norm(block.norm1, affine=False)
+        and _plain_norm(block.norm2, affine=False)
+        and (isinstance(norm3, torch.nn.Identity) or _plain_norm(norm3, affine=True))
+        and isinstance(getattr(block, "modulation", None), torch.nn.Parameter)
+    )
+
+
+def fused_block_forward(block):
+    """Replacement for ``block.forward`` (a ``WanAttentionBlock``), same signature and result."""
+    original = type(block).forward
+    fusable = fusable_block(block)
+
+    def forward(x, e, freqs, context, context_img_len=257, transformer_options={}):  # noqa: B006 - ComfyUI's signature
+        if not fusable or e.ndim != 4 or e.shape[1] != 1:  # per-frame timesteps: ComfyUI's repeat_e path
+            return original(block, x, e, freqs, context, context_img_len=context_img_len,
+                            transformer_options=transformer_options)  # fmt: skip
+        modulation = comfy.model_management.cast_to(block.modulation, dtype=x.dtype, device=x.device)
+        e = (modulation.unsqueeze(0) + e).unbind(2)
+        x = x.contiguous()
+        _, h = norm_step(x, block.norm1.eps, shift=e[0], scale=e[1])
+        y = block.self_attn(h, freqs, transformer_options=transformer_options)
+        norm3 = block.norm3
+        if isinstance(norm3, torch.nn.Identity):
+            x = torch.addcmul(x, y, e[2])
+            h = x
+        else:
+            x, h = norm_step(x, norm3.eps, residual=y, gate=e[2], weight=norm3.weight, bias=norm3.bias)
+        y = block.cross_attn(h, context, context_img_len=context_img_len, transformer_options=transformer_options)
+        x, h = norm_step(x, block.norm2.eps, residual=y, shift=e[3], scale=e[4])
+        return torch.addcmul(x, block.ffn(h), e[5])
+
+    return forward
