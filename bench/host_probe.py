@@ -66,6 +66,26 @@ class Probe:
 
         return timed
 
+    def hooks(self, module) -> tuple:
+        """The same timing around every call of ``module`` (whatever its forward is at call time)."""
+        torch, cycles, pending = self.torch, SLEEP_CYCLES[self.name], []
+
+        def before(_module, _args):
+            torch.cuda.synchronize()
+            torch.cuda._sleep(cycles)
+            start = torch.cuda.Event(enable_timing=True)
+            pending.append((time.perf_counter(), start))
+            start.record()
+
+        def after(_module, _args, _out):
+            t0, start = pending.pop()
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self.host_s.append(time.perf_counter() - t0)
+            self.events.append((start, end))
+
+        return module.register_forward_pre_hook(before), module.register_forward_hook(after)
+
     def summary(self) -> dict:
         self.torch.cuda.synchronize()
         device_ms = [s.elapsed_time(e) for s, e in self.events]
@@ -199,10 +219,9 @@ def main() -> int:
             if level == "model_call":
                 dm.forward = probe.wrap(type(dm).forward.__get__(dm))
                 undo.append(lambda: delattr(dm, "forward"))
-            elif level == "block":
+            elif level == "block":  # hooks: the sampler's object patch of block.forward is re-set every run
                 for b in dm.blocks:
-                    b.forward = probe.wrap(type(b).forward.__get__(b))
-                    undo.append(lambda b=b: delattr(b, "forward"))
+                    undo.extend(h.remove for h in probe.hooks(b))
             elif level == "attention":
                 original = kv_cache.optimized_attention
                 kv_cache.optimized_attention = probe.wrap(original)
