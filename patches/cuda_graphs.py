@@ -49,8 +49,11 @@ def _sinusoidal_embedding_on_device(dim, position):
 
 
 @contextlib.contextmanager
-def _capturable_wan_forward():
-    """Only while capturing: the one host-to-device copy in ComfyUI's Wan forward done on the device."""
+def time_embedding_on_device():
+    """While inside: the one host-to-device copy in ComfyUI's Wan forward done on the device (same values).
+
+    A CUDA graph cannot capture that copy, and in eager calls it syncs the host with the device once per
+    model call (bench/host_probe.py lists it), draining the launch queue of a host-bound sampler."""
     original = wan_model.sinusoidal_embedding_1d
     wan_model.sinusoidal_embedding_1d = _sinusoidal_embedding_on_device
     try:
@@ -144,7 +147,7 @@ class ChunkGraph:
         entry.static_inputs = [t.clone() for t in inputs]
         graph = torch.cuda.CUDAGraph()
         try:
-            with _capturable_wan_forward(), torch.cuda.graph(graph):
+            with time_embedding_on_device(), torch.cuda.graph(graph):
                 entry.static_output = executor(*entry.static_inputs, None, None, transformer_options, **kwargs)
         except Exception as error:  # noqa: BLE001 - any capture failure: run eagerly from now on
             self.enabled, self.failure = False, f"{type(error).__name__}: {error}{_where(error)}"

@@ -36,6 +36,30 @@ def fusable_block(block) -> bool:
     )
 
 
+def fusable_call(block, e) -> bool:
+    """One timestep per sample (``e`` [B, 1, 6, C]) on a stock block: the fused steps apply."""
+    return e.ndim == 4 and e.shape[1] == 1 and fusable_block(block)
+
+
+def fused_block_steps(block, x, e, self_attention, cross_attention):
+    """ComfyUI's block body with the norm and residual steps fused; ``self_attention(h)`` and
+    ``cross_attention(h)`` run the attentions (the block's own modules, or a sequence-parallel
+    version). Needs ``fusable_call(block, e)``."""
+    modulation = comfy.model_management.cast_to(block.modulation, dtype=x.dtype, device=x.device)
+    e = (modulation.unsqueeze(0) + e).unbind(2)
+    x = x.contiguous()
+    _, h = norm_step(x, block.norm1.eps, shift=e[0], scale=e[1])
+    y = self_attention(h)
+    norm3 = block.norm3
+    if isinstance(norm3, torch.nn.Identity):
+        x = torch.addcmul(x, y, e[2])
+        h = x
+    else:
+        x, h = norm_step(x, norm3.eps, residual=y, gate=e[2], weight=norm3.weight, bias=norm3.bias)
+    x, h = norm_step(x, block.norm2.eps, residual=cross_attention(h), shift=e[3], scale=e[4])
+    return torch.addcmul(x, block.ffn(h), e[5])
+
+
 def fused_block_forward(block):
     """Replacement for ``block.forward`` (a ``WanAttentionBlock``), same signature and result."""
     original = type(block).forward
@@ -45,19 +69,11 @@ def fused_block_forward(block):
         if not fusable or e.ndim != 4 or e.shape[1] != 1:  # per-frame timesteps: ComfyUI's repeat_e path
             return original(block, x, e, freqs, context, context_img_len=context_img_len,
                             transformer_options=transformer_options)  # fmt: skip
-        modulation = comfy.model_management.cast_to(block.modulation, dtype=x.dtype, device=x.device)
-        e = (modulation.unsqueeze(0) + e).unbind(2)
-        x = x.contiguous()
-        _, h = norm_step(x, block.norm1.eps, shift=e[0], scale=e[1])
-        y = block.self_attn(h, freqs, transformer_options=transformer_options)
-        norm3 = block.norm3
-        if isinstance(norm3, torch.nn.Identity):
-            x = torch.addcmul(x, y, e[2])
-            h = x
-        else:
-            x, h = norm_step(x, norm3.eps, residual=y, gate=e[2], weight=norm3.weight, bias=norm3.bias)
-        y = block.cross_attn(h, context, context_img_len=context_img_len, transformer_options=transformer_options)
-        x, h = norm_step(x, block.norm2.eps, residual=y, shift=e[3], scale=e[4])
-        return torch.addcmul(x, block.ffn(h), e[5])
+        return fused_block_steps(
+            block, x, e,
+            lambda h: block.self_attn(h, freqs, transformer_options=transformer_options),
+            lambda h: block.cross_attn(h, context, context_img_len=context_img_len,
+                                       transformer_options=transformer_options),
+        )  # fmt: skip
 
     return forward

@@ -34,6 +34,7 @@ import comfy.patcher_extension as patcher_extension
 import torch
 from comfy.ldm.modules.attention import optimized_attention
 
+from .cuda_graphs import time_embedding_on_device
 from .fused_block import fused_block_forward
 from .rope import apply_frame_positions
 from .self_attention import BLOCK_MARK, norm_rope
@@ -223,7 +224,10 @@ class KVCacheState:
         pt, ph, pw = dm.patch_size
         frames = -(-x.shape[2] // pt)
         self.begin_call(frames, (-(-x.shape[3] // ph)) * (-(-x.shape[4] // pw)), context)
-        return executor(*args, **kwargs)
+        if not x.is_cuda:
+            return executor(*args, **kwargs)
+        with time_embedding_on_device():  # no host-device sync per call (same values)
+            return executor(*args, **kwargs)
 
 
 def cached_self_attention(attn, block: int):

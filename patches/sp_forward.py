@@ -27,6 +27,7 @@ import torch
 from comfy.ldm.modules.attention import optimized_attention
 from comfy.ldm.wan.model import WanModel, repeat_e, sinusoidal_embedding_1d
 
+from .fused_block import fusable_call, fused_block_steps
 from .kv_cache import KV_CACHE_KEY, KVCacheState, cached_text_cross_attention
 from .self_attention import BLOCK_MARK, norm_rope
 from .sp_cache import KVSnapshot, RankKVCache
@@ -142,6 +143,12 @@ def sp_wan_forward(dm, x, timestep, context, clip_fea, call: SPCall, rt: RankRun
 
 def sp_block(block, index: int, x, e, freqs, context, context_img_len, layout, call, rt, kv):
     """``WanAttentionBlock.forward`` on a token shard, self-attention through the all-to-all."""
+    if fusable_call(block, e):  # the norm and residual steps in 3 passes (patches/fused_block.py)
+        return fused_block_steps(
+            block, x, e,
+            lambda h: sp_self_attention(block.self_attn, index, h, freqs, layout, call, rt, kv),
+            lambda h: _cross_attention(block.cross_attn, index, h, context, context_img_len, kv),
+        )  # fmt: skip
     modulation = comfy.model_management.cast_to(block.modulation, dtype=x.dtype, device=x.device)
     e = (modulation + e).chunk(6, dim=1) if e.ndim < 4 else (modulation.unsqueeze(0) + e).unbind(2)
     x = x.contiguous()

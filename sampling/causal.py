@@ -86,29 +86,46 @@ def _outside_step_schedule(extra_args: dict) -> dict:
 
 
 @torch.no_grad()
-def sample_causal_chunk(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None):
-    """A ComfyUI sampler function: Self-Forcing's few-step chunk, then the clean pass that writes the cache."""
+def sample_causal_chunk(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
+                        renoise=None):  # fmt: skip
+    """A ComfyUI sampler function: Self-Forcing's few-step chunk, then the clean pass that writes the cache.
+
+    The steps are ComfyUI's ``sample_lcm`` update (x0, then re-noised to the next sigma). ``renoise``
+    (one bool per step, from the CPU schedule) says which steps re-noise, so that no step has to read a
+    device sigma back to decide (a host-device sync per step in ``sample_lcm``)."""
     extra_args = {} if extra_args is None else extra_args
     model = _Interruptible(model)
-    x0 = sample_lcm(
-        model,
-        x,
-        sigmas,
-        extra_args=extra_args,
-        callback=callback,
-        disable=disable,
-        noise_sampler=noise_sampler,
-    )
-    model(x0, x0.new_zeros([x0.shape[0]]), **_outside_step_schedule(extra_args))
-    return x0
+    if renoise is None or len(renoise) != len(sigmas) - 1:
+        x = sample_lcm(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
+                       noise_sampler=noise_sampler)  # fmt: skip
+    else:
+        s_in = x.new_ones([x.shape[0]])
+        model_sampling = model.inner_model.inner_model.model_sampling
+        for i, again in enumerate(renoise):
+            denoised = model(x, sigmas[i] * s_in, **extra_args)
+            if callback is not None:
+                callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+            x = denoised
+            if again:
+                x = model_sampling.noise_scaling(sigmas[i + 1], noise_sampler(sigmas[i], sigmas[i + 1]), x)
+    model(x, x.new_zeros([x.shape[0]]), **_outside_step_schedule(extra_args))
+    return x
 
 
-def chunk_noise(shape, seed: int, device):
-    """Initial noise and a noise sampler for the re-noising steps, all from one CPU generator."""
+def chunk_noise(shape, seed: int, device, renoise_draws: int = 0):
+    """Initial noise and a noise sampler for the re-noising steps, all from one CPU generator.
+
+    The ``renoise_draws`` re-noising tensors are drawn right after the initial noise (the order a lazy
+    sampler would draw them in, so the values are the same) and copied to the device in one go: one
+    host-device sync per chunk instead of one per step."""
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(shape, generator=generator)
+    drawn = [torch.randn(shape, generator=generator) for _ in range(renoise_draws)]
+    ready = list(torch.stack(drawn).to(device).unbind(0)) if drawn else []
 
     def noise_sampler(sigma, sigma_next):
+        if ready:
+            return ready.pop(0)
         return torch.randn(shape, generator=generator).to(device)
 
     return noise, noise_sampler
@@ -235,8 +252,11 @@ class CausalStreamingSampler:
         ``side_decode`` (the previous chunk's decode) advances one latent frame after every step, on
         its own CUDA stream, so the GPU decodes while this chunk samples."""
         latent = torch.zeros(1, LATENT_CHANNELS, chunk.latents, *self.latent_hw)
-        noise, noise_sampler = chunk_noise(latent.shape, chunk.seed, self.model.load_device)
-        sampler = comfy.samplers.KSAMPLER(sample_causal_chunk, extra_options={"noise_sampler": noise_sampler})
+        renoise = [float(s) > 0 for s in self.sigmas[1:]]
+        noise, noise_sampler = chunk_noise(latent.shape, chunk.seed, self.model.load_device, sum(renoise))
+        sampler = comfy.samplers.KSAMPLER(
+            sample_causal_chunk, extra_options={"noise_sampler": noise_sampler, "renoise": renoise}
+        )
         callback = self.hooks.sampling_callback(chunk.index, self.steps)
         if side_decode is not None:
             callback = _with_side_decode(callback, side_decode)
