@@ -152,6 +152,11 @@ def profile_video(torch, sampler, rows: int = 15) -> list[dict]:
     return table
 
 
+def _monarch_choices() -> dict:
+    tuned = sys.modules.get("rtv.kernels.monarch.triton_monarch")
+    return {key: dict(config) for key, config in getattr(tuned, "_chosen", {}).items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--comfy-dir", default=str(REPO / ".host" / "ComfyUI"))
@@ -293,6 +298,8 @@ def main() -> int:
         "modes": rows,
         "targets_h100": targets,
         "profiles": profiles,
+        # the kernel configs this process's autotuning chose (MonarchRT's speed differs between processes)
+        "monarch_autotune": _monarch_choices(),
     }
     tag = "tiny_cpu" if args.tiny else device_name.lower().replace("nvidia ", "").split()[0]
     out = Path(args.out or REPO / "bench" / "results" / f"realtime_{tag}.json")
