@@ -7,32 +7,19 @@ Triton. ``backend="torch"`` forces the reference.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-
 import torch
 
+from ..lazy_triton import TRITON_DTYPES, check_backend, triton_module
 from .reference import qk_norm_rope_reference
 
 __all__ = ["qk_norm_rope", "qk_norm_rope_reference"]
-
-_TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-
-
-@functools.cache
-def _triton_module():
-    if importlib.util.find_spec("triton") is None:
-        return None
-    from . import triton_fused
-
-    return triton_fused
 
 
 def _fits_triton(x, weight, freqs, heads, out) -> bool:
     b, s, c = x.shape
     return (
         x.is_cuda
-        and x.dtype in _TRITON_DTYPES
+        and x.dtype in TRITON_DTYPES
         and x.stride(-1) == 1
         and (out is None or (out.shape == x.shape and out.dtype == x.dtype and out.stride(-1) == 1))
         and weight.shape == (c,)
@@ -58,9 +45,8 @@ def qk_norm_rope(
 ) -> torch.Tensor:
     """RMS norm of ``x`` [B, S, C] over C times ``weight``, then each head's channel pairs rotated by
     ``freqs`` (Wan's RoPE); written into ``out`` when given (a view of the KV cache, say)."""
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
-    module = _triton_module() if backend != "torch" and _fits_triton(x, weight, freqs, heads, out) else None
+    check_backend(backend)
+    module = triton_module(__name__) if backend != "torch" and _fits_triton(x, weight, freqs, heads, out) else None
     if module is None:
         if backend == "triton":
             raise ValueError(

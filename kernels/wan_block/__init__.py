@@ -7,29 +7,16 @@ lazily the first time a CUDA call can use it, so importing this package never ne
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-
 import torch
 
+from ..lazy_triton import TRITON_DTYPES, check_backend, triton_module
 from .reference import norm_step_reference
 
 __all__ = ["norm_step", "norm_step_reference"]
 
-_TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-
-
-@functools.cache
-def _triton_module():
-    if importlib.util.find_spec("triton") is None:
-        return None
-    from . import triton_fused
-
-    return triton_fused
-
 
 def _fits_triton(x, residual, gate, weight, bias, shift, scale) -> bool:
-    if not (x.is_cuda and x.dtype in _TRITON_DTYPES and x.dim() == 3 and x.is_contiguous()):
+    if not (x.is_cuda and x.dtype in TRITON_DTYPES and x.dim() == 3 and x.is_contiguous()):
         return False
     b, _, c = x.shape
     if residual is not None and not (residual.shape == x.shape and residual.dtype == x.dtype and residual.is_contiguous()):
@@ -58,11 +45,10 @@ def norm_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x', h)``: ``x' = x + residual * gate``, ``h = addcmul(shift, LayerNorm(x'), 1 + scale)``
     (each part optional, see ``reference.py``) in one pass on CUDA."""
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
+    check_backend(backend)
     module = None
     if backend != "torch" and _fits_triton(x, residual, gate, weight, bias, shift, scale):
-        module = _triton_module()
+        module = triton_module(__name__)
     if module is None:
         if backend == "triton":
             raise ValueError(

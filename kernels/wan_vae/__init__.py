@@ -7,35 +7,21 @@ reference (tests, and anyone debugging a difference).
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-
 import torch
 
+from ..lazy_triton import TRITON_DTYPES, check_backend, triton_module
 from .reference import NORM_EPS, add_bias_residual_reference, rms_norm_silu_reference
 
 __all__ = ["NORM_EPS", "add_bias_residual", "add_bias_residual_reference", "rms_norm_silu", "rms_norm_silu_reference"]
 
-_TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-
-
-@functools.cache
-def _triton_module():
-    if importlib.util.find_spec("triton") is None:
-        return None
-    from . import triton_fused
-
-    return triton_fused
-
 
 def _triton_for(*tensors: torch.Tensor, backend: str):
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
-    if backend == "torch" or not all(t.is_cuda and t.dtype in _TRITON_DTYPES for t in tensors):
+    check_backend(backend)
+    if backend == "torch" or not all(t.is_cuda and t.dtype in TRITON_DTYPES for t in tensors):
         if backend == "triton":
             raise ValueError("the triton backend needs CUDA tensors of float16, bfloat16 or float32")
         return None
-    module = _triton_module()
+    module = triton_module(__name__)
     if module is None and backend == "triton":
         raise RuntimeError("the triton backend needs the triton package")
     return module

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
 import torch
+from gpu_marks import on_gpu
 
 from rtv.kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_reference
-
-HAS_TRITON = importlib.util.find_spec("triton") is not None
-
-
-def on_gpu(test):
-    """GPU tests: marked ``gpu`` and skipped, with the reason, where CUDA or Triton is missing."""
-    test = pytest.mark.skipif(not HAS_TRITON, reason="needs the triton package")(test)
-    test = pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="needs a CUDA GPU (run with -m gpu on the lent H100)"
-    )(test)
-    return pytest.mark.gpu(test)
 
 
 def wan_freqs(tokens: int, head_dim: int, first_position: int = 0, batch: int = 1) -> torch.Tensor:

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 import torch.nn.functional as F
+from gpu_marks import on_gpu
 
 from rtv.kernels.wan_block import norm_step, norm_step_reference
-
-HAS_TRITON = importlib.util.find_spec("triton") is not None
-
-
-def on_gpu(test):
-    """GPU tests: marked ``gpu`` and skipped, with the reason, where CUDA or Triton is missing."""
-    test = pytest.mark.skipif(not HAS_TRITON, reason="needs the triton package")(test)
-    test = pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="needs a CUDA GPU (run with -m gpu on the lent H100)"
-    )(test)
-    return pytest.mark.gpu(test)
 
 
 def activations(b, s, c, dtype=torch.float32, device="cpu", seed=0):
