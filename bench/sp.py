@@ -20,6 +20,7 @@ ComfyUI's stock ``WanModel.forward``. Prints a table and writes JSON to bench/re
 
     python bench/sp.py                                   # every visible GPU count, both cases
     python bench/sp.py --gpus 1,4 --cases causal_1.3b_480p
+    python bench/sp.py --attention dense,monarch_rt      # also with Monarch attention on each rank's heads
     python bench/sp.py --cpu-gloo                        # CPU harness check at a toy size (gloo, 1/2/4 ranks)
 """
 
@@ -54,6 +55,7 @@ load_pack("rtv")
 
 # issue 11 targets on 4 GPUs
 TARGET_SPEEDUP_4 = {"causal_1.3b_480p": 1.6, "bidirectional_14b_720p": 3.2}
+ATTENTION = {"dense": None, "monarch_rt": {"exact_local": -1}}  # plain MonarchRT: the real-time setting
 STEP_TIMESTEPS = (1000.0, 937.5, 833.3, 625.0)  # Self-Forcing's warped steps, then the clean pass at 0
 CASES = {
     "causal_1.3b_480p": dict(kind="causal", config=WAN_1_3B, latent_hw=(60, 104), frames=21, chunk=3,
@@ -102,7 +104,20 @@ def _randn(shape, seed, device, dtype):
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
 
 
-def run_causal(case, dm, rt, device, dtype, context):
+def attention_settings(attention: str, frames: int, latent_hw) -> dict:
+    """SPCall fields that route every rank's self-attention through RTV_MonarchAttention's override
+    (what the node sends the ranks), or nothing for ComfyUI's dense attention."""
+    if attention == "dense":
+        return {}
+    from rtv.patches.attention import STATE_KEY, MonarchPatch, MonarchSettings, _CallState
+    from rtv.patches.wan import TokenGrid
+
+    patch = MonarchPatch(MonarchSettings(**ATTENTION[attention]))
+    grid = TokenGrid(frames, latent_hw[0] // 2, latent_hw[1] // 2)
+    return {"attention_override": patch.override, "attention_state": {STATE_KEY: _CallState(grid, None, None)}}
+
+
+def run_causal(case, dm, rt, device, dtype, context, attention="dense"):
     """One video: chunk after chunk, 4 steps + the clean pass each, against the rank KV cache."""
     from rtv.patches.sp_cache import KVSnapshot
     from rtv.patches.sp_forward import SPCall, sp_wan_forward
@@ -112,7 +127,8 @@ def run_causal(case, dm, rt, device, dtype, context):
     for first in range(0, frames, chunk):
         n = min(chunk, frames - first)
         call = SPCall(frame_positions=tuple(float(f) for f in range(first, first + n)),
-                      kv=KVSnapshot(frames, 0, (first, n), tuple(range(first))))  # fmt: skip
+                      kv=KVSnapshot(frames, 0, (first, n), tuple(range(first))),
+                      **attention_settings(attention, n, hw))  # fmt: skip
         x = _randn((1, 16, n, *hw), first, device, dtype)
         _sync(device)
         t0 = time.perf_counter()
@@ -123,11 +139,12 @@ def run_causal(case, dm, rt, device, dtype, context):
     return {"last_chunk_seconds": last_chunk}
 
 
-def run_bidirectional(case, dm, rt, device, dtype, context):
+def run_bidirectional(case, dm, rt, device, dtype, context, attention="dense"):
     from rtv.patches.sp_forward import SPCall, sp_wan_forward
 
     x = _randn((1, 16, case["frames"], *case["latent_hw"]), 0, device, dtype)
-    sp_wan_forward(dm, x, torch.tensor([900.0], device=device), context, None, SPCall(), rt)
+    call = SPCall(**attention_settings(attention, case["frames"], case["latent_hw"]))
+    sp_wan_forward(dm, x, torch.tensor([900.0], device=device), context, None, call, rt)
     return {}
 
 
@@ -163,13 +180,13 @@ def rank_main(rank: int, world: int, port: int, case: dict, args: dict, out_path
             _sync(device)
             timer.reset()
             t0 = time.perf_counter()
-            extra = run(case, dm, rt, device, dtype, context)
+            extra = run(case, dm, rt, device, dtype, context, args["attention"])
             _sync(device)
             if i:
                 times.append(time.perf_counter() - t0)
                 comm.append(timer.seconds())
         stock = None
-        if world == 1 and case["kind"] == "bidirectional":  # ComfyUI's own forward, same inputs
+        if world == 1 and case["kind"] == "bidirectional" and args["attention"] == "dense":  # ComfyUI's forward
             x = _randn((1, 16, case["frames"], *case["latent_hw"]), 0, device, dtype)
             stock_times = []
             for i in range(args["iters"] + 1):
@@ -190,6 +207,7 @@ def rank_main(rank: int, world: int, port: int, case: dict, args: dict, out_path
             "comm_share": round(statistics.median(c / t for c, t in zip(comm, times)), 4),
             "collectives_per_run": timer.calls,
             "blocks": config["num_layers"],
+            "attention": args["attention"],
             "build_s": round(build_s, 2),
             **{k: round(v, 4) for k, v in extra.items()},
         }
@@ -233,6 +251,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpus", default=None, help="comma separated GPU counts (default: 1,2,4,8 up to visible)")
     parser.add_argument("--cases", default=None, help=f"comma separated, of {sorted(CASES)}")
+    parser.add_argument("--attention", default="dense",
+                        help=f"comma list of {sorted(ATTENTION)}: each case runs with each (Monarch on each rank's heads)")
     parser.add_argument("--iters", type=int, default=3, help="timed runs per count (after one warm-up)")
     parser.add_argument("--blocks-14b", type=int, default=None, help="fewer 14B blocks if memory forces it")
     parser.add_argument("--cpu-gloo", action="store_true", help="toy size on CPU processes with gloo (harness check)")
@@ -250,24 +270,27 @@ def main() -> int:
     device_name = "CPU (gloo processes)" if a.cpu_gloo else torch.cuda.get_device_name(0)
     print(f"sequence-parallel bench on {device_name}, ranks {counts}")
     results = {}
-    for name, case in cases.items():
-        args = {"cpu_gloo": a.cpu_gloo, "iters": a.iters,
-                "blocks": a.blocks_14b if name.startswith("bidirectional_14b") else None}  # fmt: skip
-        rows = run_case(name, case, counts, args)
-        entry = {"label": case["label"], "rows": rows}
-        four = next((r for r in rows if r["ranks"] == 4), None)
-        if name in TARGET_SPEEDUP_4 and four is not None:
-            entry["target_speedup_4"] = TARGET_SPEEDUP_4[name]
-            entry["meets_target"] = four["speedup_vs_1"] >= TARGET_SPEEDUP_4[name]
-        if args["blocks"] is not None:
-            entry["note"] = f"blocks reduced to {args['blocks']} of {case['config']['num_layers']} for memory"
-        results[name] = entry
+    for attention in a.attention.split(","):
+        if attention not in ATTENTION:
+            raise SystemExit(f"unknown --attention {attention!r}: use {sorted(ATTENTION)}")
+        for name, case in cases.items():
+            args = {"cpu_gloo": a.cpu_gloo, "iters": a.iters, "attention": attention,
+                    "blocks": a.blocks_14b if name.startswith("bidirectional_14b") else None}  # fmt: skip
+            rows = run_case(name, case, counts, args)
+            entry = {"label": case["label"], "attention": attention, "rows": rows}
+            four = next((r for r in rows if r["ranks"] == 4), None)
+            if name in TARGET_SPEEDUP_4 and four is not None:
+                entry["target_speedup_4"] = TARGET_SPEEDUP_4[name]
+                entry["meets_target"] = four["speedup_vs_1"] >= TARGET_SPEEDUP_4[name]
+            if args["blocks"] is not None:
+                entry["note"] = f"blocks reduced to {args['blocks']} of {case['config']['num_layers']} for memory"
+            results[name if attention == "dense" else f"{name}+{attention}"] = entry
 
-    print(f"\n{'case':<26}{'ranks':>6}{'s/run':>10}{'speedup':>9}{'comm %':>8}{'fps':>8}")
+    print(f"\n{'case':<37}{'ranks':>6}{'s/run':>10}{'speedup':>9}{'comm %':>8}{'fps':>8}")
     for name, entry in results.items():
         for r in entry["rows"]:
             fps = f"{r['generator_fps']:.1f}" if "generator_fps" in r else "-"
-            print(f"{name:<26}{r['ranks']:>6}{r['seconds']:>10.3f}{r['speedup_vs_1']:>9.2f}"
+            print(f"{name:<37}{r['ranks']:>6}{r['seconds']:>10.3f}{r['speedup_vs_1']:>9.2f}"
                   f"{100 * r['comm_share']:>8.1f}{fps:>8}")  # fmt: skip
     report = {
         "device": device_name,
