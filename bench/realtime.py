@@ -164,6 +164,9 @@ def main() -> int:
     ap.add_argument("--width", type=int, default=832)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--chunk", type=int, default=3, help="latent frames per chunk")
+    ap.add_argument("--kv-window", type=int, default=-1,
+                    help="rolling KV cache of this many latent frames (-1: every frame, the issue's setting)")
+    ap.add_argument("--sink", type=int, default=0, help="sink frames kept at the front of a rolling cache")
     ap.add_argument("--timesteps", default="1000,750,500,250")
     ap.add_argument("--shift", type=float, default=5.0)
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma list of {list(MODES)}")
@@ -209,7 +212,7 @@ def main() -> int:
     build_s = time.time() - t0
     g = torch.Generator().manual_seed(0)
     positive = [[torch.randn(1, TEXT_TOKENS, TEXT_DIM, generator=g), {}]]
-    plan = plan_causal_chunks(args.frames, args.chunk, seed=0)
+    plan = plan_causal_chunks(args.frames, args.chunk, seed=0, kv_window_frames=args.kv_window, sink_frames=args.sink)
     sigmas = causal_sigmas(args.timesteps, args.shift)
 
     rows, profiles, images, rows_same, rows_graphs = {}, {}, {}, {}, {}

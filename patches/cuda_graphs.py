@@ -2,7 +2,8 @@
 
 A Self-Forcing chunk runs the diffusion model 5 times (4 steps + the cache pass) on the same shapes,
 the same cache slots and the same Python decisions (grid, block marks, cached text K/V); only the
-latents and the timestep change. The sampler is bound by host time (about 1000 attention calls and
+latents and the timestep change. Once a rolling cache is full, every later chunk has that layout too,
+so its graphs are kept from chunk to chunk (``ChunkGraph.begin_chunk``). The sampler is bound by host time (about 1000 attention calls and
 many small kernels per 81-frame video, bench/notes_monarch_triton.md), so the first call of a chunk
 runs eagerly (it tunes kernels and fills lazily built caches), the second is captured into a CUDA
 graph, and every later call copies its inputs into the graph's static tensors and replays it.
@@ -99,7 +100,14 @@ def capture_unsupported() -> str | None:
 
 
 class ChunkGraph:
-    """The graphs of the current chunk; ``reset`` before each chunk (its shapes or cache slots change)."""
+    """The graphs of the current cache layout.
+
+    The sampler calls ``begin_chunk(layout)`` before each chunk: a chunk whose layout (frames, cache
+    slots) equals the previous chunk's replays the graphs already captured, which is every chunk of a
+    rolling window once the window is full. Anything chunk-specific that a graph reads lives in
+    storage kept across chunks (the KV cache buffers, the RoPE positions updated in place). Another
+    layout drops them, and ``reset`` (a new run: new cache buffers) drops them too.
+    """
 
     def __init__(self):
         self.enabled = True
@@ -109,9 +117,16 @@ class ChunkGraph:
         self.captures = 0
         self.eager_calls = 0
         self.variants: dict = {}
+        self.layout = None
 
     def reset(self) -> None:
         self.variants = {}
+        self.layout = None
+
+    def begin_chunk(self, layout) -> None:
+        if layout != self.layout:
+            self.variants = {}
+            self.layout = layout
 
     def wrapper(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None,
                 transformer_options=None, **kwargs):  # fmt: skip

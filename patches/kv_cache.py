@@ -121,6 +121,11 @@ class KVCacheState:
         self.cached_frames.extend(range(first, first + frames))
         self.chunk = None
 
+    def layout(self) -> tuple:
+        """What a model call of the current chunk reads and writes where: the chunk's frames and slots
+        after the cached ones (equal for every chunk of a full rolling window)."""
+        return (self.chunk[1] if self.chunk else None, len(self.cached_frames), self.capacity_frames)
+
     def cache_bytes(self) -> int:
         tensors = [t for pair in (*self.self_kv.values(), *self.text_kv.values()) for t in pair]
         return sum(t.numel() * t.element_size() for t in tensors)

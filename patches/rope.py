@@ -31,14 +31,21 @@ class FramePositions:
 
     @positions.setter
     def positions(self, value: torch.Tensor | None) -> None:
-        self._positions, self._on_device = value, {}
+        # A copy already on a device keeps its storage and takes the new values: a CUDA graph that
+        # captured it (patches/cuda_graphs.py) then replays with this chunk's positions.
+        self._positions = value
+        for key, buffer in list(self._on_device.items()):
+            if value is None or buffer.shape != value.shape:
+                del self._on_device[key]
+            else:
+                buffer.copy_(value)
 
     def on(self, device, dtype) -> torch.Tensor:
-        """The positions on ``device``, copied once per chunk: a host-to-device copy in every model
-        call would stall the launch queue and cannot be captured in a CUDA graph."""
+        """The positions on ``device``: copied once, then updated in place by the setter (a host-to-device
+        copy in every model call would stall the launch queue and cannot be captured in a CUDA graph)."""
         key = (torch.device(device) if device is not None else None, dtype)
         if key not in self._on_device:
-            self._on_device[key] = self._positions.to(device=device, dtype=dtype)
+            self._on_device[key] = self._positions.to(device=device, dtype=dtype, copy=True)
         return self._on_device[key]
 
 

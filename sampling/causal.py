@@ -184,6 +184,8 @@ class CausalStreamingSampler:
     def run(self) -> CausalResult:
         plan = self.plan
         self.state.reset()
+        if self.graph is not None:
+            self.graph.reset()  # the cache buffers of the last run are gone
         decoder = None
         if self.vae is not None:
             decoder = StreamingWanDecoder(self.vae, side_stream=self.overlap_decode)
@@ -261,8 +263,8 @@ class CausalStreamingSampler:
         if side_decode is not None:
             callback = _with_side_decode(callback, side_decode)
         self.state.begin_chunk(chunk.first_latent, chunk.latents)
-        if self.graph is not None:
-            self.graph.reset()  # new cache length and slots: a new graph
+        if self.graph is not None:  # the same cache layout as the last chunk keeps its graphs
+            self.graph.begin_chunk(self.state.layout())
         samples = self.guider.sample(
             noise, latent, sampler, self.sigmas, callback=callback, disable_pbar=True, seed=chunk.seed
         )

@@ -115,3 +115,43 @@ def test_the_capturable_time_embedding_is_comfyuis_bit_for_bit():
     for dim in (256, 10):
         assert torch.equal(_sinusoidal_embedding_on_device(dim, timesteps),
                            wan_model.sinusoidal_embedding_1d(dim, timesteps))  # fmt: skip
+
+
+def test_graphs_are_kept_for_a_chunk_with_the_same_cache_layout_and_dropped_otherwise():
+    graph = ChunkGraph()
+    graph.begin_chunk((3, 6, 9))
+    graph.variants["captured"] = object()
+    graph.begin_chunk((3, 6, 9))  # a full rolling window: the next chunk writes the same slots
+    assert "captured" in graph.variants
+    graph.begin_chunk((3, 3, 9))
+    assert graph.variants == {}
+    graph.variants["captured"] = object()
+    graph.reset()  # a new run: new cache buffers
+    assert graph.variants == {} and graph.layout is None
+
+
+def test_rope_positions_on_a_device_are_updated_in_place_for_the_next_chunk():
+    from rtv.patches.rope import FramePositions
+
+    holder = FramePositions()
+    holder.positions = torch.arange(0, 3, dtype=torch.float32)
+    on_device = holder.on(torch.device("cpu"), torch.float32)
+    holder.positions = torch.arange(6, 9, dtype=torch.float32)  # the next chunk of a rolling window
+    assert holder.on(torch.device("cpu"), torch.float32) is on_device  # a captured graph reads this storage
+    assert on_device.tolist() == [6.0, 7.0, 8.0]
+    holder.positions = torch.arange(9, 11, dtype=torch.float32)  # a shorter last chunk: new storage
+    assert holder.on(torch.device("cpu"), torch.float32).tolist() == [9.0, 10.0]
+
+
+def test_the_kv_cache_layout_is_equal_for_every_chunk_of_a_full_rolling_window():
+    from rtv.patches.kv_cache import KVCacheState
+
+    state = KVCacheState(capacity_frames=6, sink_frames=1)
+    layouts = []
+    for first in range(0, 15, 3):
+        state.begin_chunk(first, 3)
+        layouts.append(state.layout())
+        state.calls_in_chunk = 1  # a model call happened
+        state.end_chunk()
+    assert layouts[0] != layouts[1]
+    assert layouts[1] == layouts[2] == layouts[3] == layouts[4] == (3, 3, 6)
