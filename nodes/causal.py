@@ -178,13 +178,14 @@ class CausalStreamingSamplerNode(io.ComfyNode):
                     "cuda_graphs",
                     default=False,
                     optional=True,
-                    tooltip="On CUDA, record each chunk's model call once as a CUDA graph and replay it for "
-                    "the chunk's other steps (less Python and launch time per step). Same frames; a "
+                    tooltip="On CUDA, record the model call once as a CUDA graph and replay it (less Python and "
+                    "launch time per step). Pays off with a rolling KV window: once the window is full, "
+                    "every chunk has the same layout and replays the same graphs (H100, 1.3B, 480p, 241 "
+                    "frames, window 12: Monarch generator 32 -> 46 frames/s, same frames). Without a "
+                    "window each chunk needs new graphs, and capturing costs what replaying saves. A "
                     "little more GPU memory; falls back to normal calls, with a log line, when the model "
                     "cannot be captured (e.g. weights offloaded to the CPU) or ComfyUI runs its default "
-                    "cudaMallocAsync allocator (start it with --disable-cuda-malloc to use graphs). "
-                    "Measured on an H100 at 480p with a 1.3B model: no gain (capturing costs more than "
-                    "replaying the other 3 steps of a chunk saves), so off by default.",
+                    "cudaMallocAsync allocator (start it with --disable-cuda-malloc to use graphs).",
                 ),
             ],
             outputs=[io.Image.Output(display_name="images"), io.Latent.Output(display_name="latent")],
