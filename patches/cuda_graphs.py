@@ -118,15 +118,24 @@ class ChunkGraph:
         self.eager_calls = 0
         self.variants: dict = {}
         self.layout = None
+        self.mode = "per_chunk"  # first call eager, second captured (callers that only reset)
 
     def reset(self) -> None:
         self.variants = {}
         self.layout = None
+        self.mode = "per_chunk"
 
     def begin_chunk(self, layout) -> None:
+        """A chunk with a new layout runs eagerly: capturing for 4 replays costs what they save
+        (bench/results/realtime_h100_cuda_graphs_run5.json), and a growing cache never repeats one. A
+        chunk with the previous chunk's layout captures at its first call (that chunk already tuned
+        the kernels and filled the caches) and every later chunk of the layout only replays."""
         if layout != self.layout:
             self.variants = {}
             self.layout = layout
+            self.mode = "eager"
+        else:
+            self.mode = "replay"
 
     def wrapper(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None,
                 transformer_options=None, **kwargs):  # fmt: skip
@@ -141,13 +150,14 @@ class ChunkGraph:
             if (reason := capture_unsupported()) is not None:
                 self.enabled, self.failure = False, reason
                 log.warning("[RTV] CUDA graphs off for this run: %s", reason)
-        if not (self.enabled and plain and x.is_cuda) or any(v == EAGER for _, v in variant):
+        eager = self.mode == "eager" or any(v == EAGER for _, v in variant)
+        if eager or not (self.enabled and plain and x.is_cuda):
             self.eager_calls += 1
             return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
         key = (variant, *((t.shape, t.dtype, t.device) for t in (x, timestep, context)))
         entry = self.variants.setdefault(key, _VariantGraph())
         entry.calls += 1
-        if entry.calls == 1:  # eager: autotuning, cuDNN plans, the chunk's text K/V, device positions
+        if entry.calls == 1 and self.mode == "per_chunk":  # eager: autotuning, cuDNN plans, text K/V, positions
             self.eager_calls += 1
             return executor(x, timestep, context, None, None, transformer_options, **kwargs)
         if entry.graph is None:

@@ -120,14 +120,30 @@ def test_the_capturable_time_embedding_is_comfyuis_bit_for_bit():
 def test_graphs_are_kept_for_a_chunk_with_the_same_cache_layout_and_dropped_otherwise():
     graph = ChunkGraph()
     graph.begin_chunk((3, 6, 9))
+    assert graph.mode == "eager"  # a layout seen once: no capture (it may never come back)
     graph.variants["captured"] = object()
     graph.begin_chunk((3, 6, 9))  # a full rolling window: the next chunk writes the same slots
-    assert "captured" in graph.variants
+    assert "captured" in graph.variants and graph.mode == "replay"
     graph.begin_chunk((3, 3, 9))
-    assert graph.variants == {}
+    assert graph.variants == {} and graph.mode == "eager"
     graph.variants["captured"] = object()
     graph.reset()  # a new run: new cache buffers
-    assert graph.variants == {} and graph.layout is None
+    assert graph.variants == {} and graph.layout is None and graph.mode == "per_chunk"
+
+
+def test_a_chunk_with_a_new_layout_runs_every_call_eagerly():
+    graph = ChunkGraph()
+    graph.begin_chunk((3, 0, 9))
+    calls = []
+
+    def executor(*args, **kwargs):
+        calls.append(args[0])
+        return args[0] + 1
+
+    x = torch.zeros(2)
+    for _ in range(5):
+        assert torch.equal(graph.wrapper(executor, x, torch.ones(1), torch.zeros(1, 2)), x + 1)
+    assert len(calls) == 5 and graph.eager_calls == 5 and graph.captures == 0
 
 
 def test_rope_positions_on_a_device_are_updated_in_place_for_the_next_chunk():
