@@ -182,7 +182,7 @@ class CausalStreamingSamplerNode(io.ComfyNode):
                     "launch time per step). Pays off with a rolling KV window: once the window is full, "
                     "every chunk has the same layout and replays the same graphs (H100, 1.3B, 480p, 241 "
                     "frames, window 12: Monarch generator 32 -> 46 frames/s, same frames). Without a "
-                    "window each chunk needs new graphs, and capturing costs what replaying saves. A "
+                    "window no chunk repeats a layout, so nothing is captured and it changes nothing. A "
                     "little more GPU memory; falls back to normal calls, with a log line, when the model "
                     "cannot be captured (e.g. weights offloaded to the CPU) or ComfyUI runs its default "
                     "cudaMallocAsync allocator (start it with --disable-cuda-malloc to use graphs).",
