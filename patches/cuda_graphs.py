@@ -1,12 +1,15 @@
-"""Replay the model calls of one causal chunk from CUDA graphs (host-bound few-step sampling).
+"""Replay the causal sampler's model calls from CUDA graphs (host-bound few-step sampling).
 
 A Self-Forcing chunk runs the diffusion model 5 times (4 steps + the cache pass) on the same shapes,
 the same cache slots and the same Python decisions (grid, block marks, cached text K/V); only the
-latents and the timestep change. Once a rolling cache is full, every later chunk has that layout too,
-so its graphs are kept from chunk to chunk (``ChunkGraph.begin_chunk``). The sampler is bound by host time (about 1000 attention calls and
-many small kernels per 81-frame video, bench/notes_monarch_triton.md), so the first call of a chunk
-runs eagerly (it tunes kernels and fills lazily built caches), the second is captured into a CUDA
-graph, and every later call copies its inputs into the graph's static tensors and replays it.
+latents and the timestep change. The sampler is bound by host time (many small kernels per block,
+bench/host_probe.py), and a replayed graph costs the host almost nothing. Capturing costs about an
+eager call, so it only pays when many calls replay it: once a rolling cache is full, every later chunk
+has the same layout (frames, cache slots), so the sampler captures the model call at the first chunk
+that repeats a layout and every later chunk only replays (``ChunkGraph.begin_chunk``). Chunks with a
+new layout (a growing cache) run eagerly. Callers that only ``reset`` per chunk get the older policy:
+first call eager, second captured, the rest replayed. A replay copies the call's inputs into the
+graph's static tensors.
 
 Outer wrappers whose Python takes a per-call decision that the graph would freeze (Monarch's dense
 first/last steps) name it with ``set_call_variant``: each variant gets its own graph, and a variant
