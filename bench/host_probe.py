@@ -49,41 +49,36 @@ class Probe:
         self.host_s: list[float] = []
         self.events: list = []
 
-    def wrap(self, fn):
-        torch, cycles = self.torch, SLEEP_CYCLES[self.name]
+    def _start(self):
+        """Idle GPU, then a sleep long enough for the host to launch the whole piece behind it."""
+        torch = self.torch
+        torch.cuda.synchronize()
+        torch.cuda._sleep(SLEEP_CYCLES[self.name])
+        start = torch.cuda.Event(enable_timing=True)
+        t0 = time.perf_counter()
+        start.record()
+        return t0, start
 
+    def _stop(self, t0, start) -> None:
+        end = self.torch.cuda.Event(enable_timing=True)
+        end.record()
+        self.host_s.append(time.perf_counter() - t0)
+        self.events.append((start, end))
+
+    def wrap(self, fn):
         def timed(*args, **kwargs):
-            torch.cuda.synchronize()
-            torch.cuda._sleep(cycles)  # the GPU is busy until the host has launched everything
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            t0 = time.perf_counter()
-            start.record()
+            started = self._start()
             out = fn(*args, **kwargs)
-            end.record()
-            self.host_s.append(time.perf_counter() - t0)
-            self.events.append((start, end))
+            self._stop(*started)
             return out
 
         return timed
 
     def hooks(self, module) -> tuple:
         """The same timing around every call of ``module`` (whatever its forward is at call time)."""
-        torch, cycles, pending = self.torch, SLEEP_CYCLES[self.name], []
-
-        def before(_module, _args):
-            torch.cuda.synchronize()
-            torch.cuda._sleep(cycles)
-            start = torch.cuda.Event(enable_timing=True)
-            pending.append((time.perf_counter(), start))
-            start.record()
-
-        def after(_module, _args, _out):
-            t0, start = pending.pop()
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-            self.host_s.append(time.perf_counter() - t0)
-            self.events.append((start, end))
-
+        pending = []
+        before = lambda _module, _args: pending.append(self._start())  # noqa: E731
+        after = lambda _module, _args, _out: self._stop(*pending.pop())  # noqa: E731
         return module.register_forward_pre_hook(before), module.register_forward_hook(after)
 
     def summary(self) -> dict:

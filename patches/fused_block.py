@@ -63,10 +63,10 @@ def fused_block_steps(block, x, e, self_attention, cross_attention):
 def fused_block_forward(block):
     """Replacement for ``block.forward`` (a ``WanAttentionBlock``), same signature and result."""
     original = type(block).forward
-    fusable = fusable_block(block)
 
     def forward(x, e, freqs, context, context_img_len=257, transformer_options={}):  # noqa: B006 - ComfyUI's signature
-        if not fusable or e.ndim != 4 or e.shape[1] != 1:  # per-frame timesteps: ComfyUI's repeat_e path
+        # checked per call: ComfyUI's low-VRAM loading and LoRA weight functions change the norms after patching
+        if not fusable_call(block, e):  # e.g. per-frame timesteps: ComfyUI's repeat_e path
             return original(block, x, e, freqs, context, context_img_len=context_img_len,
                             transformer_options=transformer_options)  # fmt: skip
         return fused_block_steps(

@@ -29,7 +29,14 @@ def _fits_triton(x, residual, gate, weight, bias, shift, scale) -> bool:
         return False
     if vectors and any(v.stride(0) != vectors[0].stride(0) for v in vectors):
         return False
-    return weight is None or (weight.shape == (c,) == bias.shape and weight.is_contiguous() and bias.is_contiguous())
+    if any(v.device != x.device for v in vectors):
+        return False
+    return weight is None or (
+        weight.shape == (c,) == bias.shape
+        and weight.device == x.device == bias.device
+        and weight.is_contiguous()
+        and bias.is_contiguous()
+    )
 
 
 def norm_step(
