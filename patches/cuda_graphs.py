@@ -33,6 +33,8 @@ import comfy.ldm.wan.model as wan_model
 import comfy.patcher_extension as patcher_extension
 import torch
 
+from .fused_block import BLOCK_GRAPHS_KEY
+
 log = logging.getLogger(__name__)
 PATCH_KEY = "rtv_chunk_cuda_graph"
 CALL_VARIANT_KEY = "rtv_call_variant"
@@ -112,7 +114,8 @@ class ChunkGraph:
     layout drops them, and ``reset`` (a new run: new cache buffers) drops them too.
     """
 
-    def __init__(self):
+    def __init__(self, blocks=None):
+        self.blocks = blocks  # patches.block_graphs.BlockGraphs for the calls that run eagerly here
         self.enabled = True
         self.allocator_checked = False
         self.failure: str | None = None
@@ -124,6 +127,8 @@ class ChunkGraph:
         self.mode = "per_chunk"  # first call eager, second captured (callers that only reset)
 
     def reset(self) -> None:
+        if self.blocks is not None:
+            self.blocks.reset()
         self.variants = {}
         self.layout = None
         self.mode = "per_chunk"
@@ -152,6 +157,8 @@ class ChunkGraph:
             self.allocator_checked = True
             if (reason := capture_unsupported()) is not None:
                 self.enabled, self.failure = False, reason
+                if self.blocks is not None:
+                    self.blocks.enabled, self.blocks.failure = False, reason
                 log.warning("[RTV] CUDA graphs off for this run: %s", reason)
         eager = self.mode == "eager" or any(v == EAGER for _, v in variant)
         if eager or not (self.enabled and plain and x.is_cuda):
@@ -173,6 +180,7 @@ class ChunkGraph:
 
     def _capture_and_run(self, entry: _VariantGraph, executor, inputs, transformer_options, kwargs):
         entry.static_inputs = [t.clone() for t in inputs]
+        transformer_options = {**transformer_options, BLOCK_GRAPHS_KEY: None}  # no graphs inside this one
         graph = torch.cuda.CUDAGraph()
         try:
             with time_embedding_on_device(), torch.cuda.graph(graph):
@@ -193,11 +201,14 @@ class ChunkGraph:
 
     def summary(self) -> str:
         text = f"CUDA graphs: {self.captures} captured, {self.replays} replayed, {self.eager_calls} eager calls"
-        return text + (f" (off: {self.failure})" if self.failure else "")
+        text += f" (off: {self.failure})" if self.failure else ""
+        return text + (f"; {self.blocks.summary()}" if self.blocks is not None else "")
 
 
 def apply_chunk_graphs(model, graph: ChunkGraph):
     """A clone of ``model`` whose diffusion model calls go through ``graph`` (innermost wrapper)."""
     m = model.clone()
     m.add_wrapper_with_key(patcher_extension.WrappersMP.DIFFUSION_MODEL, PATCH_KEY, graph.wrapper)
+    if graph.blocks is not None:  # read by the fused block forwards (patches/fused_block.py)
+        m.model_options.setdefault("transformer_options", {})[BLOCK_GRAPHS_KEY] = graph.blocks
     return m

@@ -16,6 +16,9 @@ import torch
 
 from ..kernels.wan_block import norm_step
 
+# transformer_options entry: the BlockGraphs (patches/block_graphs.py) that replay the blocks, if any
+BLOCK_GRAPHS_KEY = "rtv_block_graphs"
+
 
 def _plain_norm(norm, affine: bool) -> bool:
     if not isinstance(norm, torch.nn.LayerNorm) or not isinstance(norm.eps, float):
@@ -41,15 +44,19 @@ def fusable_call(block, e) -> bool:
     return e.ndim == 4 and e.shape[1] == 1 and fusable_block(block)
 
 
-def fused_block_steps(block, x, e, self_attention, cross_attention):
-    """ComfyUI's block body with the norm and residual steps fused; ``self_attention(h)`` and
-    ``cross_attention(h)`` run the attentions (the block's own modules, or a sequence-parallel
-    version). Needs ``fusable_call(block, e)``."""
+def block_modulation(block, x, e):
+    """The block's six modulation vectors for this call (shift, scale, gate of attention, then of the MLP)."""
     modulation = comfy.model_management.cast_to(block.modulation, dtype=x.dtype, device=x.device)
-    e = (modulation.unsqueeze(0) + e).unbind(2)
-    x = x.contiguous()
-    _, h = norm_step(x, block.norm1.eps, shift=e[0], scale=e[1])
-    y = self_attention(h)
+    return (modulation.unsqueeze(0) + e).unbind(2)
+
+
+def fused_block_input(block, x, e):
+    """The self-attention's input: LayerNorm of the residual stream ``x`` (contiguous), shifted and scaled."""
+    return norm_step(x, block.norm1.eps, shift=e[0], scale=e[1])[1]
+
+
+def fused_block_output(block, x, e, y, cross_attention, out=None):
+    """The rest of the block after self-attention output ``y``; the new residual stream (into ``out``)."""
     norm3 = block.norm3
     if isinstance(norm3, torch.nn.Identity):
         x = torch.addcmul(x, y, e[2])
@@ -57,11 +64,21 @@ def fused_block_steps(block, x, e, self_attention, cross_attention):
     else:
         x, h = norm_step(x, norm3.eps, residual=y, gate=e[2], weight=norm3.weight, bias=norm3.bias)
     x, h = norm_step(x, block.norm2.eps, residual=cross_attention(h), shift=e[3], scale=e[4])
-    return torch.addcmul(x, block.ffn(h), e[5])
+    return torch.addcmul(x, block.ffn(h), e[5], out=out)
 
 
-def fused_block_forward(block):
-    """Replacement for ``block.forward`` (a ``WanAttentionBlock``), same signature and result."""
+def fused_block_steps(block, x, e, self_attention, cross_attention):
+    """ComfyUI's block body with the norm and residual steps fused; ``self_attention(h)`` and
+    ``cross_attention(h)`` run the attentions (the block's own modules, or a sequence-parallel
+    version). Needs ``fusable_call(block, e)``."""
+    e = block_modulation(block, x, e)
+    x = x.contiguous()
+    return fused_block_output(block, x, e, self_attention(fused_block_input(block, x, e)), cross_attention)
+
+
+def fused_block_forward(block, index: int | None = None):
+    """Replacement for ``block.forward`` (a ``WanAttentionBlock``, number ``index``), same signature and
+    result. Under the causal sampler's CUDA graphs (``BLOCK_GRAPHS_KEY``) the block replays its graphs."""
     original = type(block).forward
 
     def forward(x, e, freqs, context, context_img_len=257, transformer_options={}):  # noqa: B006 - ComfyUI's signature
@@ -69,6 +86,11 @@ def fused_block_forward(block):
         if not fusable_call(block, e):  # e.g. per-frame timesteps: ComfyUI's repeat_e path
             return original(block, x, e, freqs, context, context_img_len=context_img_len,
                             transformer_options=transformer_options)  # fmt: skip
+        graphs = transformer_options.get(BLOCK_GRAPHS_KEY)
+        if graphs is not None and index is not None:
+            out = graphs.forward(index, block, x, e, freqs, context, context_img_len, transformer_options)
+            if out is not None:
+                return out
         return fused_block_steps(
             block, x, e,
             lambda h: block.self_attn(h, freqs, transformer_options=transformer_options),

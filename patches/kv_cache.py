@@ -37,7 +37,7 @@ from comfy.ldm.modules.attention import optimized_attention
 from .cuda_graphs import time_embedding_on_device
 from .fused_block import fused_block_forward
 from .rope import apply_frame_positions
-from .self_attention import BLOCK_MARK, norm_rope
+from .self_attention import norm_rope, self_attention_marked
 
 KV_CACHE_KEY = "rtv_kv_cache"
 PATCH_KEY = "rtv_kv_cache"
@@ -251,10 +251,7 @@ def cached_self_attention(attn, block: int):
             norm_rope(attn.norm_k, k, freqs, n, out=k_slot)
             v_slot.copy_(v)
             k, v = keys, values
-        out = optimized_attention(
-            q, k, v, heads=n, transformer_options={**transformer_options, BLOCK_MARK: block}
-        )
-        return attn.o(out)
+        return attn.o(self_attention_marked(attn, q, k, v, block, transformer_options))
 
     return forward
 
@@ -311,7 +308,7 @@ def apply_kv_cache(model, state: KVCacheState):
             cached_text_cross_attention(m.get_model_object(f"{path}.cross_attn"), i),
         )
         if f"{path}.forward" not in m.object_patches:  # norms and residuals fused: fewer launches per block
-            m.add_object_patch(f"{path}.forward", fused_block_forward(m.get_model_object(path)))
+            m.add_object_patch(f"{path}.forward", fused_block_forward(m.get_model_object(path), i))
     m.add_wrapper_with_key(
         patcher_extension.WrappersMP.DIFFUSION_MODEL, PATCH_KEY, state.diffusion_model_wrapper
     )

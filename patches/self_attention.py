@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from comfy.ldm.flux.math import apply_rope1
+from comfy.ldm.modules.attention import optimized_attention
 
 from ..kernels.qk_norm_rope import qk_norm_rope
 from .wan import self_attention_paths
@@ -62,3 +63,18 @@ def norm_rope(norm, projection: torch.Tensor, freqs: torch.Tensor, heads: int, o
         return rotated
     out.copy_(rotated)
     return out
+
+
+def project_self_attention(attn, x, freqs, q_out=None, k_out=None):
+    """A WanSelfAttention's q and k (normed and rotated, into ``q_out`` / ``k_out`` when given) and v."""
+    heads = attn.num_heads
+    q = norm_rope(attn.norm_q, attn.q(x), freqs, heads, out=q_out)
+    k = norm_rope(attn.norm_k, attn.k(x), freqs, heads, out=k_out)
+    return q, k, attn.v(x)
+
+
+def self_attention_marked(attn, q, k, v, block_index: int, transformer_options: dict):
+    """ComfyUI's attention of block ``block_index``'s self-attention, marked so overrides can tell it
+    from cross-attention (the output before ``attn.o``)."""
+    marked = {**transformer_options, BLOCK_MARK: block_index}
+    return optimized_attention(q, k, v, heads=attn.num_heads, transformer_options=marked)

@@ -33,6 +33,7 @@ import torch
 from comfy.k_diffusion.sampling import sample_lcm
 from comfy_extras.nodes_custom_sampler import Guider_Basic
 
+from ..patches.block_graphs import BlockGraphs
 from ..patches.cuda_graphs import ChunkGraph, apply_chunk_graphs
 from ..patches.kv_cache import KVCacheState, KVCacheStats, apply_kv_cache
 from .causal_schedule import CausalPlan
@@ -165,7 +166,8 @@ class CausalStreamingSampler:
             )
         self.state = KVCacheState(plan.cache_frames, plan.sink_frames)
         self.model = apply_kv_cache(model, self.state)
-        self.graph = ChunkGraph() if cuda_graphs else None
+        # whole model calls while the cache layout repeats (a full rolling window), blocks otherwise
+        self.graph = ChunkGraph(BlockGraphs(self.state)) if cuda_graphs else None
         if self.graph is not None:
             self.model = apply_chunk_graphs(self.model, self.graph)
         self.guider = Guider_Basic(self.model)

@@ -96,7 +96,9 @@ def test_cuda_graphs_input_is_wired_and_off_cuda_every_call_runs_normally(server
     assert (latent_of(plain) == latent_of(graphs)).all()
     assert "cuda_graphs" not in report_of(plain)
     # this server runs on the CPU: nothing is captured, all 2 chunks x 5 calls run as usual
-    assert report_of(graphs)["cuda_graphs"] == "CUDA graphs: 0 captured, 0 replayed, 10 eager calls"
+    assert report_of(graphs)["cuda_graphs"] == (
+        "CUDA graphs: 0 captured, 0 replayed, 10 eager calls; block graphs: 0 captured, 0 block calls replayed"
+    )
 
 
 def _summaries_of(server, run):
