@@ -43,8 +43,8 @@ JUDGED_MODES = (
 )  # fmt: skip
 """The first of these in a run is held to the targets: MonarchRT's 25 frames/s is its plain
 factorisation (RTV_MonarchAttention with exact_local -1), overlapping a chunk's decode with the
-next chunk's steps is the causal sampler node's default, and CUDA graphs are the node's
-``cuda_graphs`` input. Each mode is compared with dense under the same decode and graph setting."""
+next chunk's steps is the node's ``overlap_decode`` input, and CUDA graphs its ``cuda_graphs`` input
+(on by default). Each mode is compared with dense under the same decode and graph setting."""
 MODES = {
     "dense": None,  # ComfyUI's attention backend (SDPA on CUDA)
     "monarch": {},  # RTV_MonarchAttention defaults (exact_local 1)

@@ -60,8 +60,8 @@ def test_graphed_sampler_gives_the_eager_video_on_the_gpu():
         assert c["failures"] == [None, None], (case, c)
         tolerance = 1e-2 if "bfloat16" in case else 1e-5  # the same kernels replayed: equal in practice
         assert c["max_abs_diff"] <= tolerance and c["max_abs_diff_second_run"] <= tolerance, (case, c)
-        assert c["self_attention_calls"][0] == c["self_attention_calls"][1] > 0, (case, c)
         if case.startswith("growing"):
+            assert c["self_attention_calls"][0] == c["self_attention_calls"][1] > 0, (case, c)  # all eager
             # every chunk has a new key length: no whole-call graph; each token shape (chunks of 2
             # frames, the last of 1) is captured at its second call, two graphs a block
             shapes = len(c["chunk_shapes"])
@@ -70,3 +70,5 @@ def test_graphed_sampler_gives_the_eager_video_on_the_gpu():
             assert c["block_replays"] == runs * blocks * (c["model_calls"] - shapes), (case, c)
         else:  # block graphs while the window fills, then the whole call once the layout repeats
             assert c["call_captures"] >= runs and c["call_replays"] > 0 and c["block_replays"] > 0, (case, c)
+            # a replayed whole call runs no Python, so its attention calls go uncounted
+            assert c["self_attention_calls"][1] < c["self_attention_calls"][0], (case, c)
