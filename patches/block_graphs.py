@@ -55,6 +55,7 @@ class _ShapeGraphs:
     calls: int = 0
     last_e: torch.Tensor | None = None  # ComfyUI builds e and freqs once per call: a new e is a new call
     statics: _Statics | None = None
+    inputs: dict = field(default_factory=dict)  # block -> the input tensor its graphs read
     first: dict = field(default_factory=dict)  # block -> graph up to q, k, v
     second: dict = field(default_factory=dict)  # block -> graph from the attention output on
 
@@ -113,7 +114,10 @@ class BlockGraphs:
         if entry.statics is None:
             entry.statics = _Statics(e=e.clone(), freqs=freqs.clone())
         s = entry.statics
-        x_in = self._block_input(s, index, x)
+        # the tensor this block's graphs read as their input, fixed at capture
+        x_in = entry.inputs.get(index)
+        if x_in is None:
+            x_in = self._block_input(s, index, x)
         attn = block.self_attn
 
         def first_half():
@@ -134,8 +138,10 @@ class BlockGraphs:
             if out is None:
                 s.residual[index % 2] = result
 
-        if index not in entry.first and not self._capture(entry.first, index, first_half, x.device):
-            return None
+        if index not in entry.first:
+            if not self._capture(entry.first, index, first_half, x.device):
+                return None
+            entry.inputs[index] = x_in
         if new_call:
             s.e.copy_(e)
             s.freqs.copy_(freqs)

@@ -4,8 +4,8 @@ Run by ``test_block_graphs.py`` in a fresh interpreter, because the in-process i
 ComfyUI to the CPU (``conftest.py``) and graphs need ComfyUI to load the model onto the GPU as a server
 does. Cases: a cache of all frames (a new key length every chunk: block graphs only) with dense and
 Monarch attention in float32 and dense in bfloat16 (the fused Triton norm steps inside the graphs),
-and a rolling window with a sink (block graphs while it fills, whole-call graphs once its layout
-repeats). Prints one JSON line; the test asserts.
+a rolling window with a sink (block graphs while it fills, whole-call graphs once its layout
+repeats), and a model whose first block cannot be captured. Prints one JSON line; the test asserts.
 
     COMFYUI_PATH=... python tests/integration/block_graphs_check.py
 """
@@ -79,6 +79,14 @@ def main() -> None:
         if dtype == torch.float32:
             result["growing_monarch_float32"] = compare(apply_monarch_attention(base, MonarchSettings()), 25, 2)
             result["rolling_dense_float32"] = compare(base, 41, 2, window=5, sinks=1)  # 11 frames, 6 chunks
+            # block 0 with a weight function (as a LoRA applied on the fly): it runs eagerly, and block 1's
+            # graphs take their input through a copy instead of from block 0's graph
+            patched = base.clone()
+            patched.get_model_object("diffusion_model").blocks[0].ffn[0].weight_function = [lambda w: w]
+            try:
+                result["growing_dense_float32_block0_eager"] = compare(patched, 25, 2)
+            finally:
+                patched.get_model_object("diffusion_model").blocks[0].ffn[0].weight_function = []
     print("RESULT " + json.dumps(result), flush=True)
 
 
