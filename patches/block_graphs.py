@@ -42,6 +42,8 @@ class _Statics:
 
     e: torch.Tensor
     freqs: torch.Tensor
+    e_source: torch.Tensor | None = None  # the call's tensors last copied into e and freqs
+    freqs_source: torch.Tensor | None = None
     q: torch.Tensor | None = None
     k: torch.Tensor | None = None
     v: torch.Tensor | None = None
@@ -105,8 +107,7 @@ class BlockGraphs:
             self._text = state.text_context
         key = (x.shape[0], x.shape[1], e.shape, e.dtype, freqs.shape, freqs.dtype, x.device)
         entry = self._shapes.setdefault(key, _ShapeGraphs())
-        new_call = e is not entry.last_e
-        if new_call:
+        if e is not entry.last_e:  # a new model call
             entry.calls += 1
             entry.last_e = e
         if entry.calls < 2 or (index not in entry.first and not graphable_block(block, x.device)):
@@ -142,9 +143,10 @@ class BlockGraphs:
             if not self._capture(entry.first, index, first_half, x.device):
                 return None
             entry.inputs[index] = x_in
-        if new_call:
+        if e is not s.e_source or freqs is not s.freqs_source:  # once per call, by whichever block replays first
             s.e.copy_(e)
             s.freqs.copy_(freqs)
+            s.e_source, s.freqs_source = e, freqs
         if x_in is not x:
             x_in.copy_(x)
         entry.first[index].replay()
