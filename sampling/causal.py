@@ -222,6 +222,8 @@ class CausalStreamingSampler:
                 except Exception:  # noqa: BLE001 - the original error is the one to raise
                     logging.exception("[RTV] could not finish the last chunk after an error")
             self.state.release_memory()
+            if self.graph is not None:  # the graphs' pool and static tensors go with the cache
+                self.graph.reset()
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         images = torch.cat(self._frames) if self._frames else None
         return CausalResult(images, torch.cat(self._latents, dim=2), self._reports, self.state.stats, peak)
