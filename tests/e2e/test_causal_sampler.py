@@ -92,7 +92,7 @@ def test_same_seed_same_video_and_the_seed_matters(server):
 
 def test_cuda_graphs_input_is_wired_and_off_cuda_every_call_runs_normally(server):
     plain = server.run(causal_graph(17, prefix="graphs_off", cuda_graphs=False))
-    graphs = server.run(causal_graph(17, prefix="graphs_on", cuda_graphs=True))
+    graphs = server.run(causal_graph(17, prefix="graphs_default"))  # cuda_graphs is on by default
     assert (latent_of(plain) == latent_of(graphs)).all()
     assert "cuda_graphs" not in report_of(plain)
     # this server runs on the CPU: nothing is captured, all 2 chunks x 5 calls run as usual
