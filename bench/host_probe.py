@@ -161,6 +161,7 @@ def main() -> int:
     ap.add_argument("--levels", default="launch,block,attention,kernels,rope",
                     help="launch (per-launch host cost by route), model_call (queue-limited: its ~1200 launches "
                     "overfill the launch queue behind the sleep), block, attention, kernels, rope")
+    ap.add_argument("--graphs", action="store_true", help="the sampler's cuda_graphs on (block graphs, patches/block_graphs.py)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     sys.path.insert(0, args.comfy_dir)
@@ -183,7 +184,8 @@ def main() -> int:
     from rtv.sampling.causal import CausalStreamingSampler
     from rtv.sampling.causal_schedule import causal_sigmas, plan_causal_chunks
 
-    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "modes": {}}
+    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda_graphs": args.graphs,
+              "modes": {}}  # fmt: skip
     if "launch" in args.levels.split(","):
         report["launch_host_us"] = launch_costs(torch)
         print("host us per launch:", report["launch_host_us"], flush=True)
@@ -203,7 +205,9 @@ def main() -> int:
     for mode in args.modes.split(","):
         settings = realtime.MODES[mode]
         model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
-        sampler = CausalStreamingSampler(model, positive, vae, plan, sigmas, 832, 480, overlap_decode=True)
+        sampler = CausalStreamingSampler(
+            model, positive, vae, plan, sigmas, 832, 480, overlap_decode=True, cuda_graphs=args.graphs
+        )
         run_video(sampler)  # warm-up: loads, autotunes
         row = {"video_s_unprobed": round(run_video(sampler), 4)}
         for level in args.levels.split(","):
