@@ -180,6 +180,7 @@ def main() -> int:
 
     import rtv.kernels.monarch.triton_monarch as triton_monarch
     import rtv.patches.kv_cache as kv_cache
+    import rtv.patches.self_attention as self_attention
     from rtv.patches.attention import MonarchSettings, apply_monarch_attention
     from rtv.sampling.causal import CausalStreamingSampler
     from rtv.sampling.causal_schedule import causal_sigmas, plan_causal_chunks
@@ -221,10 +222,10 @@ def main() -> int:
             elif level == "block":  # hooks: the sampler's object patch of block.forward is re-set every run
                 for b in dm.blocks:
                     undo.extend(h.remove for h in probe.hooks(b))
-            elif level == "attention":
-                original = kv_cache.optimized_attention
-                kv_cache.optimized_attention = probe.wrap(original)
-                undo.append(lambda o=original: setattr(kv_cache, "optimized_attention", o))
+            elif level == "attention":  # the self-attention call (marked, cached keys)
+                original = self_attention.optimized_attention
+                self_attention.optimized_attention = probe.wrap(original)
+                undo.append(lambda o=original: setattr(self_attention, "optimized_attention", o))
             elif level == "kernels":
                 original = triton_monarch.monarch_forward_into
                 triton_monarch.monarch_forward_into = probe.wrap(original)
