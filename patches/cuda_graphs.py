@@ -7,7 +7,9 @@ bench/host_probe.py), and a replayed graph costs the host almost nothing. Captur
 eager call, so it only pays when many calls replay it: once a rolling cache is full, every later chunk
 has the same layout (frames, cache slots), so the sampler captures the model call at the first chunk
 that repeats a layout and every later chunk only replays (``ChunkGraph.begin_chunk``). Chunks with a
-new layout (a growing cache) run eagerly. Callers that only ``reset`` per chunk get the older policy:
+new layout (a growing cache) run eagerly here, each block replaying its own graphs around the
+self-attention instead (``patches/block_graphs.py``, owned by ``ChunkGraph.blocks`` and kept out of a
+whole-call capture). Callers that only ``reset`` per chunk get the older policy:
 first call eager, second captured, the rest replayed. A replay copies the call's inputs into the
 graph's static tensors.
 
