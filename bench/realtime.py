@@ -43,7 +43,8 @@ JUDGED_MODES = (
 )  # fmt: skip
 """The first of these in a run is held to the targets: MonarchRT's 25 frames/s is its plain
 factorisation (RTV_MonarchAttention with exact_local -1); the causal sampler node's defaults are
-``cuda_graphs`` on and ``overlap_decode`` (a chunk's decode during the next chunk's steps) off. Each mode is compared with dense under the same decode and graph setting."""
+``cuda_graphs`` on and ``overlap_decode`` (a chunk's decode during the next chunk's steps) off.
+Each mode is compared with dense under the same decode and graph setting."""
 MODES = {
     "dense": None,  # ComfyUI's attention backend (SDPA on CUDA)
     "monarch": {},  # RTV_MonarchAttention defaults (exact_local 1)
