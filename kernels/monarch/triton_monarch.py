@@ -73,6 +73,10 @@ def _next_pow2(x: int) -> int:
     return 1 << max(0, (x - 1).bit_length())
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)  # triton.cdiv is a JIT function: calling it from Python costs microseconds
+
+
 # --------------------------------------------------------------------------------------------
 # Which calls the kernels serve
 # --------------------------------------------------------------------------------------------
@@ -283,8 +287,7 @@ class _Chunk:
     @classmethod
     def allocate(cls, plan: _Plan, first_tile: int, tiles: int, iterations: int) -> _Chunk:
         lay, g, d, dtype = plan.layout, plan.groups, plan.head_dim, plan.scratch_dtype
-        aL = plan.scratch(g, tiles, lay.b2, plan.key_rows, d, dtype=dtype)
-        Y = plan.scratch(g, tiles, lay.b2, plan.key_rows, d, dtype=dtype)
+        aL, Y = plan.scratch(2, g, tiles, lay.b2, plan.key_rows, d, dtype=dtype).unbind(0)  # one allocation
         cL = plan.scratch(g, tiles, lay.b2, plan.key_rows, dtype=torch.float32)
         aR = plan.scratch(g, tiles, plan.key_rows, lay.b2, d, dtype=dtype) if iterations > 1 else aL
         if plan.has_local:
@@ -299,6 +302,7 @@ class _Chunk:
 
 
 def _launch_local(plan: _Plan, chunk: _Chunk, config: Config) -> None:
+    """The exact local tiles (cuDNN's attention over gathered windows, or the Triton flash loop)."""
     lay = plan.layout
     if config.get("impl") == "cudnn":
         try:
@@ -311,7 +315,7 @@ def _launch_local(plan: _Plan, chunk: _Chunk, config: Config) -> None:
             if torch.cuda.is_current_stream_capturing():
                 raise
             config = LOCAL_CANDIDATES[0]
-    grid = (triton.cdiv(lay.b1 * lay.b2, config["BLOCK_M"]), chunk.tiles, plan.groups)
+    grid = (_cdiv(lay.b1 * lay.b2, config["BLOCK_M"]), chunk.tiles, plan.groups)
     monarch_local_kernel[grid](
         plan.q, plan.k, plan.v, chunk.local_out, chunk.local_lse,
         *plan.strides(plan.q), *plan.strides(plan.k), *plan.strides(plan.v),
@@ -321,18 +325,32 @@ def _launch_local(plan: _Plan, chunk: _Chunk, config: Config) -> None:
     )  # fmt: skip
 
 
-def _launch_stage1(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool, final: bool) -> None:
+Launcher = Callable[[_Plan, _Chunk], None]
+"""One kernel launch with its grid, scalars and block sizes fixed: given the call's tensors it only
+launches (the few-step causal sampler pays host time per attention call, bench/host_probe.py)."""
+
+
+def _local_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
+    return functools.partial(_launch_local, config=config)
+
+
+def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool, final: bool) -> Launcher:
     lay = plan.layout
-    key_tile_blocks = triton.cdiv(lay.key_tiles, config["TILES_PER_PROGRAM"])
-    grid = (triton.cdiv(chunk.tiles * lay.b2, config["BLOCK_P"]), key_tile_blocks * lay.b1, plan.groups)
-    monarch_stage1_kernel[grid](
-        plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL,
+    key_tile_blocks = _cdiv(lay.key_tiles, config["TILES_PER_PROGRAM"])
+    grid = (_cdiv(chunk.tiles * lay.b2, config["BLOCK_P"]), key_tile_blocks * lay.b1, plan.groups)
+    kernel = monarch_stage1_kernel[grid]
+    scalars = (
         *plan.strides(plan.q), *plan.strides(plan.k), *plan.strides(plan.v),
         *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
         lay.query_group_offset, max(plan.exact_local, 0), plan.qk_scale,
-        FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=config["BLOCK_I"] >= lay.b2,
-        **plan.constexprs(), **config,
     )  # fmt: skip
+    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=config["BLOCK_I"] >= lay.b2,
+                  **plan.constexprs(), **config)  # fmt: skip
+
+    def launch(plan: _Plan, chunk: _Chunk) -> None:
+        kernel(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, *scalars, **blocks)
+
+    return launch
 
 
 def _stage2_args(plan: _Plan, chunk: _Chunk) -> tuple:
@@ -347,20 +365,26 @@ def _block_l(plan: _Plan) -> int:
     return max(MIN_BLOCK, _next_pow2(plan.layout.b1))
 
 
-def _launch_stage2(plan: _Plan, chunk: _Chunk, config: Config) -> None:
-    monarch_stage2_kernel[(chunk.tiles * plan.layout.b2, plan.groups)](
-        plan.q, chunk.aL, chunk.Y, chunk.cL, chunk.local_out, chunk.local_lse, plan.out,
-        *plan.strides(plan.q), *plan.strides(plan.out), *_stage2_args(plan, chunk),
-        BLOCK_L=_block_l(plan), HAS_LOCAL=plan.has_local, **plan.constexprs(), **config,
-    )  # fmt: skip
+def _stage2_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
+    kernel = monarch_stage2_kernel[(chunk.tiles * plan.layout.b2, plan.groups)]
+    scalars = (*plan.strides(plan.q), *plan.strides(plan.out), *_stage2_args(plan, chunk))
+    blocks = dict(BLOCK_L=_block_l(plan), HAS_LOCAL=plan.has_local, **plan.constexprs(), **config)
+
+    def launch(plan: _Plan, chunk: _Chunk) -> None:
+        kernel(plan.q, chunk.aL, chunk.Y, chunk.cL, chunk.local_out, chunk.local_lse, plan.out, *scalars, **blocks)
+
+    return launch
 
 
-def _launch_refine(plan: _Plan, chunk: _Chunk, config: Config) -> None:
-    monarch_refine_kernel[(chunk.tiles * plan.layout.b2, plan.groups)](
-        plan.q, chunk.aL, chunk.cL, chunk.local_lse, chunk.aR,
-        *plan.strides(plan.q), *_stage2_args(plan, chunk),
-        BLOCK_L=_block_l(plan), HAS_LOCAL=plan.has_local, **plan.constexprs(), **config,
-    )  # fmt: skip
+def _refine_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
+    kernel = monarch_refine_kernel[(chunk.tiles * plan.layout.b2, plan.groups)]
+    scalars = (*plan.strides(plan.q), *_stage2_args(plan, chunk))
+    blocks = dict(BLOCK_L=_block_l(plan), HAS_LOCAL=plan.has_local, **plan.constexprs(), **config)
+
+    def launch(plan: _Plan, chunk: _Chunk) -> None:
+        kernel(plan.q, chunk.aL, chunk.cL, chunk.local_lse, chunk.aR, *scalars, **blocks)
+
+    return launch
 
 
 def monarch_forward_into(
@@ -398,34 +422,81 @@ def monarch_forward_into(
     return out
 
 
+@dataclass
+class _Step:
+    """A launch of a recipe, valid while ``_chosen[tune_key]`` is still ``config``."""
+
+    tune_key: str
+    config: Config
+    launch: Launcher
+
+
+_recipes: dict[tuple, list[tuple[int, int, list[_Step]]]] = {}
+"""Per call signature (shapes, strides, dtype, layout, settings): each chunk of query tiles and its
+launches. Built by the first call, which also tunes; later calls only allocate scratch and launch."""
+
+MAX_RECIPES = 512
+
+
+def _recipe_key(plan: _Plan, iterations: int) -> tuple:
+    q, k, v, out = plan.q, plan.k, plan.v, plan.out
+    return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), out.stride(), q.dtype, q.device, plan.layout,
+            plan.qk_scale, plan.exact_local, iterations, _scratch_budget_bytes())  # fmt: skip
+
+
 def _forward_heads(plan: _Plan, iterations: int) -> None:
+    key = _recipe_key(plan, iterations)
+    recipe = _recipes.get(key)
+    if recipe is not None and all(_chosen.get(s.tune_key) is s.config for _, _, steps in recipe for s in steps):
+        for first_tile, tiles, steps in recipe:
+            chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
+            for step in steps:
+                step.launch(plan, chunk)
+        return
+    recipe = _run_and_record(plan, iterations)
+    if len(_recipes) >= MAX_RECIPES:
+        _recipes.clear()
+    _recipes[key] = recipe
+
+
+def _tuned_step(tune_key: str, candidates: list[Config], build, plan: _Plan, chunk: _Chunk) -> _Step:
+    """Tune ``build(plan, chunk, config)`` once per key, launch the chosen config, return it as a step."""
+    config = _choose(tune_key, candidates, lambda c: build(plan, chunk, c)(plan, chunk))
+    step = _Step(tune_key, config, build(plan, chunk, config))
+    step.launch(plan, chunk)
+    return step
+
+
+def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_Step]]]:
     q, lay, head_dim = plan.q, plan.layout, plan.head_dim
     elem = torch.finfo(plan.scratch_dtype).bits // 8
     chunk_tiles = _query_tiles_per_chunk(lay, plan.groups, head_dim, elem, iterations)
+    recipe = []
     for first_tile in range(0, lay.query_tiles, chunk_tiles):
         chunk = _Chunk.allocate(plan, first_tile, min(chunk_tiles, lay.query_tiles - first_tile), iterations)
+        steps = []
         if plan.has_local:
             candidates = LOCAL_CANDIDATES + ([CUDNN_LOCAL] if cudnn_local.serves(q, lay) else [])
             # cuDNN's fixed cost (window gathers) only pays off for enough query tiles per launch
             key = _tune_key(q, "local", d=head_dim, b1=lay.b1, b2=lay.b2, cudnn=CUDNN_LOCAL in candidates,
                             tiles=_next_pow2(chunk.tiles))  # fmt: skip
-            launch = functools.partial(_launch_local, plan, chunk)
-            launch(_choose(key, candidates, launch))
+            steps.append(_tuned_step(key, candidates, _local_launcher, plan, chunk))
         for iteration in range(iterations):
             first, final = iteration == 0, iteration == iterations - 1
             key = _tune_key(
                 q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local
             )
-            launch = functools.partial(_launch_stage1, plan, chunk, first=first, final=final)
-            launch(_choose(key, stage1_candidates(lay.b2), launch))
-            kernel, launch_fn, candidates = (
-                ("stage2", _launch_stage2, STAGE2_CANDIDATES)
+            stage1 = functools.partial(_stage1_launcher, first=first, final=final)
+            steps.append(_tuned_step(key, stage1_candidates(lay.b2), stage1, plan, chunk))
+            kernel, build, candidates = (
+                ("stage2", _stage2_launcher, STAGE2_CANDIDATES)
                 if final
-                else ("refine", _launch_refine, REFINE_CANDIDATES)
+                else ("refine", _refine_launcher, REFINE_CANDIDATES)
             )
             key = _tune_key(q, kernel, d=head_dim, b1=lay.b1, local=plan.has_local)
-            launch = functools.partial(launch_fn, plan, chunk)
-            launch(_choose(key, candidates, launch))
+            steps.append(_tuned_step(key, candidates, build, plan, chunk))
+        recipe.append((chunk.first_tile, chunk.tiles, steps))
+    return recipe
 
 
 # --------------------------------------------------------------------------------------------
