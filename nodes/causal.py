@@ -171,9 +171,9 @@ class CausalStreamingSamplerNode(io.ComfyNode):
                     default=False,
                     optional=True,
                     tooltip="On CUDA, decode each chunk while the next one samples (a side stream). Same "
-                    "frames; every chunk after the first is shown one chunk later. It only helps when the "
-                    "GPU has gaps: H100, 480p, with cuda_graphs the sampler keeps the GPU busy and overlapping "
-                    "cost 3-8 % of the frames/s; without graphs it went from -7 % to +22 % for Monarch. Off by default.",
+                    "frames; every chunk after the first is shown one chunk later. It helps when the GPU "
+                    "has gaps, i.e. on slower hosts: H100, 480p, Monarch, with cuda_graphs it went from -8 % "
+                    "to +8 % frames/s between machines (without graphs -7 % to +22 %). Off by default.",
                 ),
                 io.Boolean.Input(
                     "cuda_graphs",
@@ -183,8 +183,8 @@ class CausalStreamingSamplerNode(io.ComfyNode):
                     "and launch time per step). Each transformer block runs as two recorded graphs around "
                     "its self-attention, which stays a normal call over however many keys are cached; once "
                     "a rolling window is full, the whole model call is one graph. H100, 1.3B, 480p, 81 "
-                    "frames, Monarch: 31-33 frames/s end to end, 1.23-1.27x dense, in three processes "
-                    "(without graphs 24.5-33). About 0.5 GB more GPU memory at 480p. Needs PyTorch's own "
+                    "frames, Monarch: 28-33 frames/s end to end, 1.19-1.30x dense over 9 processes on 5 "
+                    "machines (without graphs 1.00-1.24x). About 0.5 GB more GPU memory at 480p. Needs PyTorch's own "
                     "allocator: under ComfyUI's default cudaMallocAsync the run goes without graphs and "
                     "says so in the log (start ComfyUI with --disable-cuda-malloc). Blocks whose weights "
                     "are offloaded or cast every call run normally.",
