@@ -58,6 +58,7 @@ class _ShapeGraphs:
     last_e: torch.Tensor | None = None  # ComfyUI builds e and freqs once per call: a new e is a new call
     statics: _Statics | None = None
     inputs: dict = field(default_factory=dict)  # block -> the input tensor its graphs read
+    eager_blocks: set = field(default_factory=set)  # blocks whose weights move or change per call
     first: dict = field(default_factory=dict)  # block -> graph up to q, k, v
     second: dict = field(default_factory=dict)  # block -> graph from the attention output on
 
@@ -110,7 +111,10 @@ class BlockGraphs:
         if e is not entry.last_e:  # a new model call
             entry.calls += 1
             entry.last_e = e
-        if entry.calls < 2 or (index not in entry.first and not graphable_block(block, x.device)):
+        if entry.calls < 2 or index in entry.eager_blocks:
+            return None
+        if index not in entry.first and not graphable_block(block, x.device):
+            entry.eager_blocks.add(index)  # decided once per run: walking the modules every call costs host time
             return None
         if entry.statics is None:
             entry.statics = _Statics(e=e.clone(), freqs=freqs.clone())
