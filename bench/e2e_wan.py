@@ -6,6 +6,8 @@ loaded through ``comfy.sd.load_diffusion_model_state_dict``; one step through Co
 the same process and the same inputs for every mode:
 
 * ``stock``       ComfyUI's attention (cuDNN / flash SDPA on CUDA);
+* ``dense_fused`` the node's patch kept dense (its first step dense): what the fused q/k norm + RoPE
+                  and block steps alone are worth, and the baseline of the attention's own share;
 * ``monarch``     ``RTV_MonarchAttention`` with the node's defaults (exact local tiles 1);
 * ``monarch_rt``  plain MonarchRT (exact_local -1), the kernel's fastest setting.
 
@@ -42,27 +44,50 @@ SIZES = {
 TINY = {"config": dict(dim=256, ffn_dim=512, num_layers=2, num_heads=2), "width": 64, "height": 48}
 MODES = {
     "stock": None,
+    "dense_fused": {"dense_first_steps": 1},  # the patch with dense attention: only its fused block steps
     "monarch": {},  # RTV_MonarchAttention's defaults
     "monarch_rt": {"exact_local": -1},
 }
 
 
+def one_step(comfy, model, latent, noise, positive, sigmas):
+    sampler = comfy.samplers.sampler_object("euler")
+    return comfy.sample.sample_custom(model, noise, 1.0, sampler, sigmas, positive, [], latent, disable_pbar=True, seed=0)
+
+
 def one_step_seconds(torch, comfy, model, latent, noise, positive, sigmas, repeats: int):
     """Warm-up step, then ``repeats`` timed steps; returns (median seconds, all, last output)."""
-    sampler = comfy.samplers.sampler_object("euler")
     times, out = [], None
     for i in range(repeats + 1):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        out = comfy.sample.sample_custom(
-            model, noise, 1.0, sampler, sigmas, positive, [], latent, disable_pbar=True, seed=0
-        )
+        out = one_step(comfy, model, latent, noise, positive, sigmas)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         if i:  # the first step tunes kernels and loads the model
             times.append(time.perf_counter() - t0)
     return statistics.median(times), times, out
+
+
+def profile_step(torch, comfy, model, latent, noise, positive, sigmas, top: int = 25) -> list[dict]:
+    """Device time per kernel name of one more step (CUDA profiler), the largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        one_step(comfy, model, latent, noise, positive, sigmas)
+        torch.cuda.synchronize()
+    totals: dict[str, list] = {}
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            entry = totals.setdefault(event.name[:120], [0.0, 0])
+            entry[0] += event.device_time
+            entry[1] += 1
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])
+    rows = [{"kernel": name, "ms": round(us / 1000, 2), "calls": calls} for name, (us, calls) in ranked[:top]]
+    rows.append({"kernel": "(all)", "ms": round(sum(us for us, _ in totals.values()) / 1000, 2),
+                 "calls": sum(c for _, c in totals.values())})  # fmt: skip
+    return rows
 
 
 def bench_size(args, torch, comfy, size: dict, frames: int) -> dict:
@@ -103,6 +128,8 @@ def bench_size(args, torch, comfy, size: dict, frames: int) -> dict:
             reference = out.float()
         else:
             row["rel_l2_vs_stock"] = round(float((out.float() - reference).norm() / reference.norm()), 4)
+        if args.profile and on_cuda:
+            row["top_kernels"] = profile_step(torch, comfy, model, latent, noise, positive, sigmas)
         rows[mode] = row
         print(f"  {mode}: {row['step_ms']} ms", flush=True)
     if "stock" in rows:
@@ -126,6 +153,7 @@ def main() -> int:
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma list of {list(MODES)} (stock first)")
     ap.add_argument("--repeats", type=int, default=3, help="timed steps per mode after one warm-up")
     ap.add_argument("--tiny", action="store_true", help="toy size on the CPU: a smoke test of this script")
+    ap.add_argument("--profile", action="store_true", help="CUDA: device time per kernel of one more step per mode")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/e2e_wan_<device>.json)")
     args = ap.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]

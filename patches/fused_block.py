@@ -1,7 +1,8 @@
-"""The Wan transformer block with its norm and residual steps fused (causal sampler, host-bound).
+"""The Wan transformer block with its norm and residual steps fused.
 
-The few-step causal sampler is bound by the host thread: every kernel of a block costs tens of
-microseconds of Python and dispatch (bench/host_probe.py). ComfyUI's ``WanAttentionBlock.forward``
+Two reasons: the few-step causal sampler is bound by the host thread, where every kernel of a block
+costs tens of microseconds of Python and dispatch (bench/host_probe.py); and at full sequence length
+(32760 tokens at 480p) each elementwise pass moves ~100 MB. ComfyUI's ``WanAttentionBlock.forward``
 spends 10 kernels on modulation, LayerNorms and residuals around its attention and MLP calls; this
 replacement runs the same steps as 3 passes of ``kernels/wan_block.norm_step`` (Triton on CUDA, and
 on the CPU the very ops ComfyUI runs, so results there are bit-identical) and calls the block's own
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import comfy.model_management
 import torch
+from comfy.ldm.wan.model import WanAttentionBlock
 
 from ..kernels.wan_block import norm_step
 
@@ -99,3 +101,17 @@ def fused_block_forward(block, index: int | None = None):
         )  # fmt: skip
 
     return forward
+
+
+def fuse_wan_blocks(model) -> int:
+    """Object patches on a ModelPatcher clone: each stock ``WanAttentionBlock`` in ``blocks`` that no one
+    else patched runs :func:`fused_block_forward`. Returns how many blocks were patched."""
+    blocks = model.get_model_object("diffusion_model").blocks
+    patched = 0
+    for i, block in enumerate(blocks):
+        path = f"diffusion_model.blocks.{i}.forward"
+        if path in model.object_patches or type(block).forward is not WanAttentionBlock.forward:
+            continue
+        model.add_object_patch(path, fused_block_forward(block, i))
+        patched += 1
+    return patched

@@ -35,7 +35,7 @@ import torch
 from comfy.ldm.modules.attention import optimized_attention
 
 from .cuda_graphs import time_embedding_on_device
-from .fused_block import fused_block_forward
+from .fused_block import fuse_wan_blocks
 from .rope import apply_frame_positions
 from .self_attention import norm_rope, self_attention_marked
 
@@ -307,8 +307,7 @@ def apply_kv_cache(model, state: KVCacheState):
             f"{path}.cross_attn.forward",
             cached_text_cross_attention(m.get_model_object(f"{path}.cross_attn"), i),
         )
-        if f"{path}.forward" not in m.object_patches:  # norms and residuals fused: fewer launches per block
-            m.add_object_patch(f"{path}.forward", fused_block_forward(m.get_model_object(path), i))
+    fuse_wan_blocks(m)  # norms and residuals fused: fewer launches per block
     m.add_wrapper_with_key(
         patcher_extension.WrappersMP.DIFFUSION_MODEL, PATCH_KEY, state.diffusion_model_wrapper
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from comfy.ldm.flux.math import apply_rope1
 from comfy.ldm.modules.attention import optimized_attention
+from comfy.ldm.wan.model import WanSelfAttention
 
 from ..kernels.qk_norm_rope import qk_norm_rope
 from .wan import self_attention_paths
@@ -26,14 +27,31 @@ def _marked_forward(inner, block_index: int):
     return forward
 
 
+def _projected_marked_forward(attn, block_index: int):
+    """``WanSelfAttention.forward`` of ``attn``, marked, with its q/k norm + RoPE in one pass each."""
+
+    def forward(x, freqs, transformer_options=None, **kwargs):
+        q, k, v = project_self_attention(attn, x, freqs)
+        return attn.o(self_attention_marked(attn, q, k, v, block_index, transformer_options or {}))
+
+    return forward
+
+
 def mark_self_attention(model) -> list[int]:
-    """Install the markers on a ModelPatcher clone (once); returns the marked block indices."""
+    """Install the markers on a ModelPatcher clone (once); returns the marked block indices.
+
+    A stock ``WanSelfAttention`` not patched by anyone else gets the whole forward replaced (same
+    math, the q/k norm + RoPE fused); any other forward is wrapped as it is."""
     diffusion_model = model.get_model_object("diffusion_model")
     paths = self_attention_paths(diffusion_model)
     to = model.model_options.setdefault("transformer_options", {})
     if not to.get(MARKED_FLAG):
         for path, block_index in paths:
-            model.add_object_patch(path, _marked_forward(model.get_model_object(path), block_index))
+            attn = model.get_model_object(path.removesuffix(".forward"))
+            if path not in model.object_patches and type(attn).forward is WanSelfAttention.forward:
+                model.add_object_patch(path, _projected_marked_forward(attn, block_index))
+            else:
+                model.add_object_patch(path, _marked_forward(model.get_model_object(path), block_index))
         to[MARKED_FLAG] = True
     return [block for _, block in paths]
 

@@ -120,6 +120,11 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
+STAGE1_REVISION = 2
+"""Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
+(2: aL stored before Y is computed, 194 -> 164 registers)."""
+
+
 def stage1_candidates(b2: int) -> list[Config]:
     """First = default. 8 warps keep the float32 aL/Y tiles in registers without spilling (ptxas);
     several key tiles per program let Triton prefetch the next tile's keys (cp.async pipelining);
@@ -131,6 +136,10 @@ def stage1_candidates(b2: int) -> list[Config]:
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 8, "num_warps": 8, "num_stages": 3},
         {"BLOCK_P": 128, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 4, "num_warps": 8, "num_stages": 2},
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1},
+        # register caps (ptxas, sm_90a, 52 columns): 3 programs per SM at 168 (the 4-tile pipeline
+        # spills 48 bytes there), 4 at 128 (112 bytes spilled); uncapped they take 164 and 250.
+        {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2, "maxnreg": 168},
+        {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "maxnreg": 128},
     ]
     if block_i > 32 and block_i / b2 > PAD_WASTE_FOR_SMALL_I:
         configs += [
@@ -484,7 +493,8 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
         for iteration in range(iterations):
             first, final = iteration == 0, iteration == iterations - 1
             key = _tune_key(
-                q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local
+                q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local,
+                rev=STAGE1_REVISION,
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
             steps.append(_tuned_step(key, stage1_candidates(lay.b2), stage1, plan, chunk))

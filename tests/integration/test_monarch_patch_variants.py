@@ -93,3 +93,42 @@ def test_wan22_both_experts_are_patched_when_each_gets_the_node():
     for expert in (high_patched, low_patched):
         stats = _stats(expert)
         assert stats.model_calls >= 1 and stats.replaced == 2 * stats.model_calls
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fused_block_and_projection_steps_are_comfyuis_bit_for_bit_on_the_cpu(variant):
+    # Dense on every step: what is left of the patch is the fused q/k norm + RoPE and the fused
+    # block steps, which on the CPU run ComfyUI's own ops in ComfyUI's order.
+    weights = "t2v" if variant == "time_concat" else variant
+    model = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict(weights, seed=0))
+    patched = apply_monarch_attention(model, MonarchSettings(dense_first_steps=STEPS))
+    dm = model.get_model_object("diffusion_model")
+    fused_blocks = [p for p, f in patched.object_patches.items()
+                    if p.startswith("diffusion_model.blocks.") and "fused_block_forward" in f.__qualname__]
+    assert len(fused_blocks) == len(dm.blocks)
+    projected = [p for p, f in patched.object_patches.items() if p.endswith("self_attn.forward")
+                 and "_projected_marked_forward" in f.__qualname__]
+    assert len(projected) == len(dm.blocks) + len(getattr(dm, "vace_blocks", []) or [])
+
+    assert torch.equal(_sample(patched, variant), _sample(model, variant))
+    assert _stats(patched).replaced == 0 and _stats(patched).dense > 0
+
+
+def test_blocks_patched_by_someone_else_keep_their_patch():
+    model = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("t2v", seed=0))
+    other = model.clone()
+    block = other.get_model_object("diffusion_model.blocks.0")
+    foreign = type(block).forward.__get__(block)
+    other.add_object_patch("diffusion_model.blocks.0.forward", foreign)
+    attn = other.get_model_object("diffusion_model.blocks.1.self_attn")
+    foreign_attn = type(attn).forward.__get__(attn)
+    other.add_object_patch("diffusion_model.blocks.1.self_attn.forward", foreign_attn)
+
+    patched = apply_monarch_attention(other, MonarchSettings(h_split=ROWS))
+    assert patched.object_patches["diffusion_model.blocks.0.forward"] is foreign
+    assert "fused_block_forward" in patched.object_patches["diffusion_model.blocks.1.forward"].__qualname__
+    wrapped = patched.object_patches["diffusion_model.blocks.1.self_attn.forward"]
+    assert "_marked_forward" in wrapped.__qualname__ and "_projected" not in wrapped.__qualname__
+    dense = _sample(model, "t2v")
+    assert torch.allclose(_sample(patched, "t2v"), dense, rtol=1e-4, atol=1e-4 * dense.abs().max().item())
+    assert _stats(patched).replaced == 2 * _stats(patched).model_calls
