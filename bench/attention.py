@@ -215,8 +215,11 @@ L2_SWEEP = [  # (heads per launch, scratch MiB): 0 = all heads, 1024 = the defau
     (1, 24),
     (2, 48),
     (4, 96),
+    (0, 2048),
+    (0, 4608),
 ]
-"""Launch layouts whose per-launch intermediates (aL, Y) fit in the 50 MB L2 of an H100."""
+"""Launch layouts: per-launch intermediates (aL, Y) that fit in the 50 MB L2 of an H100, and budgets
+larger than the default (fewer query-tile chunks; 4608 MiB holds all of 480p's in one launch)."""
 
 
 def l2_sweep(key: str, shape: Shape) -> dict:

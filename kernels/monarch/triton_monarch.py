@@ -229,6 +229,15 @@ def _query_tiles_per_chunk(
     return max(1, min(layout.query_tiles, _scratch_budget_bytes() // per_tile))
 
 
+def _chunk_bounds(query_tiles: int, most: int) -> list[tuple[int, int]]:
+    """(first tile, tiles) of as few chunks of at most ``most`` tiles as cover ``query_tiles``, of even
+    sizes: 21 tiles by at most 5 run as 5+4+4+4+4, not 5+5+5+5+1, whose last launches would leave
+    most of the GPU idle."""
+    chunks = -(-query_tiles // most)
+    edges = [query_tiles * i // chunks for i in range(chunks + 1)]
+    return [(lo, hi - lo) for lo, hi in zip(edges, edges[1:])]
+
+
 @dataclass
 class _Plan:
     """Everything the launches of one forward share (tensors, strides, scalars)."""
@@ -481,8 +490,8 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
     elem = torch.finfo(plan.scratch_dtype).bits // 8
     chunk_tiles = _query_tiles_per_chunk(lay, plan.groups, head_dim, elem, iterations)
     recipe = []
-    for first_tile in range(0, lay.query_tiles, chunk_tiles):
-        chunk = _Chunk.allocate(plan, first_tile, min(chunk_tiles, lay.query_tiles - first_tile), iterations)
+    for first_tile, tiles in _chunk_bounds(lay.query_tiles, chunk_tiles):
+        chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
         steps = []
         if plan.has_local:
             candidates = LOCAL_CANDIDATES + ([CUDNN_LOCAL] if cudnn_local.serves(q, lay) else [])
