@@ -31,6 +31,7 @@ from torch import Tensor
 from . import MonarchBackend, cudnn_local, register_backend
 from .autotune_cache import Config, pick_config
 from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
+from .scratch_plan import SCRATCH_ENV, chunk_bounds, query_tiles_per_chunk, scratch_budget_bytes
 from .triton_local import monarch_local_kernel
 from .triton_stage1 import monarch_stage1_kernel
 from .triton_stage2 import monarch_refine_kernel, monarch_stage2_kernel
@@ -39,8 +40,6 @@ from .triton_tiles import geometry_args
 LOG2E = 1.4426950408889634
 """Kernels work in log2 units (exp2 is the fast instruction): logits are pre-multiplied by this."""
 
-SCRATCH_ENV = "RTV_MONARCH_SCRATCH_MB"
-DEFAULT_SCRATCH_MB = 1024
 HEADS_ENV = "RTV_MONARCH_HEADS_PER_LAUNCH"
 """Heads (x batch) per launch; 0 = all. With few heads and a small scratch budget the intermediates
 of one launch fit in L2, so stage 2 reads them before they reach DRAM (an experiment of
@@ -215,27 +214,6 @@ _chosen: dict[str, Config] = {}
 # --------------------------------------------------------------------------------------------
 
 
-def _scratch_budget_bytes() -> int:
-    return int(float(os.environ.get(SCRATCH_ENV, DEFAULT_SCRATCH_MB)) * (1 << 20))
-
-
-def _query_tiles_per_chunk(
-    layout: MonarchLayout, groups: int, head_dim: int, elem: int, iterations: int
-) -> int:
-    nk = layout.key_tiles * layout.b1
-    per_pair = groups * layout.b2 * nk
-    per_tile = per_pair * (head_dim * elem * (2 + (iterations > 1)) + 4)
-    per_tile += groups * layout.b1 * layout.b2 * (head_dim + 1) * 4  # exact local output
-    return max(1, min(layout.query_tiles, _scratch_budget_bytes() // per_tile))
-
-
-def _chunk_bounds(query_tiles: int, most: int) -> list[tuple[int, int]]:
-    """(first tile, tiles) of as few chunks of at most ``most`` tiles as cover ``query_tiles``, of even
-    sizes: 21 tiles by at most 5 run as 5+4+4+4+4, not 5+5+5+5+1, whose last launches would leave
-    most of the GPU idle."""
-    chunks = -(-query_tiles // most)
-    edges = [query_tiles * i // chunks for i in range(chunks + 1)]
-    return [(lo, hi - lo) for lo, hi in zip(edges, edges[1:])]
 
 
 @dataclass
@@ -459,18 +437,24 @@ MAX_RECIPES = 512
 def _recipe_key(plan: _Plan, iterations: int) -> tuple:
     q, k, v, out = plan.q, plan.k, plan.v, plan.out
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), out.stride(), q.dtype, q.device, plan.layout,
-            plan.qk_scale, plan.exact_local, iterations, _scratch_budget_bytes())  # fmt: skip
+            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV))  # fmt: skip
 
 
 def _forward_heads(plan: _Plan, iterations: int) -> None:
     key = _recipe_key(plan, iterations)
     recipe = _recipes.get(key)
     if recipe is not None and all(_chosen.get(s.tune_key) is s.config for _, _, steps in recipe for s in steps):
-        for first_tile, tiles, steps in recipe:
-            chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
-            for step in steps:
-                step.launch(plan, chunk)
-        return
+        try:
+            for first_tile, tiles, steps in recipe:
+                chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
+                for step in steps:
+                    step.launch(plan, chunk)
+            return
+        except torch.OutOfMemoryError:
+            # planned when more memory was free (a model loaded since): plan again for what is free
+            # now; chunks write disjoint query tiles of ``out``, so running the call again is exact
+            chunk = None
+            torch.cuda.empty_cache()
     recipe = _run_and_record(plan, iterations)
     if len(_recipes) >= MAX_RECIPES:
         _recipes.clear()
@@ -488,9 +472,10 @@ def _tuned_step(tune_key: str, candidates: list[Config], build, plan: _Plan, chu
 def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_Step]]]:
     q, lay, head_dim = plan.q, plan.layout, plan.head_dim
     elem = torch.finfo(plan.scratch_dtype).bits // 8
-    chunk_tiles = _query_tiles_per_chunk(lay, plan.groups, head_dim, elem, iterations)
+    budget = scratch_budget_bytes(q.device)
+    chunk_tiles = query_tiles_per_chunk(lay, plan.groups, head_dim, elem, iterations, budget)
     recipe = []
-    for first_tile, tiles in _chunk_bounds(lay.query_tiles, chunk_tiles):
+    for first_tile, tiles in chunk_bounds(lay.query_tiles, chunk_tiles):
         chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
         steps = []
         if plan.has_local:

@@ -173,6 +173,27 @@ def test_scratch_split_into_many_query_chunks(monkeypatch):
     check(q, k, v, SMALL_GRID, iterations=2, exact_local=0)
 
 
+def test_a_plan_that_no_longer_fits_in_memory_is_made_again(monkeypatch):
+    """Launch plans are kept per call shape; one whose scratch cannot be allocated any more (a model
+    was loaded since) is planned again for the memory free now, and the output is still complete."""
+    from rtv.kernels.monarch import triton_monarch
+
+    monkeypatch.setenv("RTV_MONARCH_SCRATCH_MB", "0.001")
+    q, k, v = structured_qkv(SMALL_GRID, 3, dtype=torch.bfloat16, seed=6)
+    check(q, k, v, SMALL_GRID, exact_local=1)  # plans and keeps the launches
+    allocate, calls = triton_monarch._Chunk.allocate, []
+
+    def second_chunk_fails_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:  # after the first chunk's launches: a failure in the middle of a call
+            raise torch.OutOfMemoryError("CUDA out of memory (test)")
+        return allocate(*args, **kwargs)
+
+    monkeypatch.setattr(triton_monarch._Chunk, "allocate", staticmethod(second_chunk_fails_once))
+    check(q, k, v, SMALL_GRID, exact_local=1)
+    assert len(calls) > 2
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize(
     "query_frames, settings",

@@ -1,0 +1,39 @@
+"""How a Monarch call splits its query tiles into launches under a scratch budget (no GPU needed)."""
+
+import pytest
+import torch
+
+from rtv.kernels.monarch import monarch_layout
+from rtv.kernels.monarch.scratch_plan import (
+    DEFAULT_SCRATCH_MB,
+    SCRATCH_ENV,
+    chunk_bounds,
+    query_tiles_per_chunk,
+    scratch_budget_bytes,
+)
+
+
+@pytest.mark.parametrize("tiles, most", [(21, 5), (21, 21), (21, 1), (7, 3), (3, 7), (1, 1), (64, 10)])
+def test_chunks_cover_every_tile_once_in_as_few_even_chunks_as_the_budget_allows(tiles, most):
+    bounds = chunk_bounds(tiles, most)
+    covered = [t for first, count in bounds for t in range(first, first + count)]
+    assert covered == list(range(tiles))
+    sizes = [count for _, count in bounds]
+    assert max(sizes) <= most and len(bounds) == -(-tiles // most)
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_480p_under_the_old_fixed_budget_runs_five_chunks_of_four_or_five_tiles():
+    layout = monarch_layout((21, 30, 52), 32760, 32760)
+    most = query_tiles_per_chunk(layout, groups=12, head_dim=128, elem=2, iterations=1, budget=1 << 30)
+    assert most == 5
+    assert [count for _, count in chunk_bounds(layout.query_tiles, most)] == [4, 4, 4, 4, 5]
+    one_launch = query_tiles_per_chunk(layout, groups=12, head_dim=128, elem=2, iterations=1, budget=4608 << 20)
+    assert one_launch == 21
+
+
+def test_budget_is_the_environment_setting_when_given_and_the_floor_off_cuda(monkeypatch):
+    monkeypatch.setenv(SCRATCH_ENV, "2.5")
+    assert scratch_budget_bytes(torch.device("cpu")) == int(2.5 * (1 << 20))
+    monkeypatch.delenv(SCRATCH_ENV)
+    assert scratch_budget_bytes(torch.device("cpu")) == DEFAULT_SCRATCH_MB << 20
