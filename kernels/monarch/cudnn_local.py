@@ -5,9 +5,10 @@ output and log2-normaliser, transposed to the ``[G, tiles, b2, b1]`` order stage
 h/w splits a tile is ``tile_frames`` whole frames, i.e. a contiguous token range, and its local keys
 are one contiguous range too, so the local part is ordinary dense attention of each query tile over
 a window of key tokens: cuDNN's Hopper kernel runs it at near-peak tensor-core throughput, which
-our gathered-row flash loop (``triton_local``) does not reach. Query tiles are batched by window
-length (edge tiles have fewer neighbours); the windows are gathered once (a copy of about
-``2 * exact_local + 1`` times the chunk's keys).
+our gathered-row flash loop (``triton_local``) does not reach. Consecutive query tiles whose windows
+have the same length and the same offset (all interior tiles; edge tiles have fewer neighbours) are
+one call, and their key windows are overlapping strided views of the keys, not gathered copies:
+at 480p a copy would move ~3x the keys and values through memory for every call.
 """
 
 from __future__ import annotations
@@ -55,41 +56,43 @@ def local_tiles_into(
     attend = attend or cudnn_attention
     batch, heads, _, d = q.shape
     tokens = layout.b1 * layout.b2  # per tile: tile_frames whole frames
-    q_tiles = q[:, :, first_tile * tokens : (first_tile + tiles) * tokens].unflatten(2, (tiles, tokens))
     out_tiles = out.view(batch, heads, tiles, layout.b2, layout.b1, d)
     lse_tiles = lse.view(batch, heads, tiles, layout.b2, layout.b1)
-    for index, key_index in _window_groups(layout, first_tile, tiles, exact_local, q.device):
-        n = len(index)
-        # One gather per tensor, then (B, n) as the batch of one fused call over all heads.
-        keys = k[:, :, key_index].transpose(1, 2).flatten(0, 1)  # [B*n, H, window tokens, D]
-        values = v[:, :, key_index].transpose(1, 2).flatten(0, 1)
-        queries = q_tiles[:, :, index].transpose(1, 2).flatten(0, 1)  # [B*n, H, tokens, D]
-        o, logsumexp = attend(queries, keys, values, scale)
-        o = o.unflatten(0, (batch, n)).transpose(1, 2)  # [B, H, n, tokens, D]
-        logsumexp = logsumexp.reshape(batch, n, heads, tokens).transpose(1, 2)
-        # stage 2 reads per (column j, row l): tokens are (row, column) within a tile
-        o = o.unflatten(3, (layout.b1, layout.b2)).transpose(3, 4)
-        logsumexp = logsumexp.unflatten(3, (layout.b1, layout.b2)).transpose(3, 4)
-        out_tiles.index_copy_(2, index, o.float())
-        lse_tiles.index_copy_(2, index, logsumexp.float() * LOG2E)
+    for i0, n, key_tile, width in _window_runs(layout, first_tile, tiles, exact_local):
+        for b in range(batch):  # (batch, tile) cannot share one stride: one call per sample
+            queries = _tile_windows(q[b], (first_tile + i0) * tokens, n, tokens, tokens)  # [n, H, tokens, D]
+            keys = _tile_windows(k[b], key_tile * tokens, n, tokens, width * tokens)  # [n, H, window, D]
+            values = _tile_windows(v[b], key_tile * tokens, n, tokens, width * tokens)
+            o, logsumexp = attend(queries, keys, values, scale)
+            # stage 2 reads per (column j, row l): tokens are (row, column) within a tile
+            o = o.unflatten(2, (layout.b1, layout.b2)).transpose(2, 3)  # [n, H, b2, b1, D]
+            logsumexp = logsumexp.reshape(n, heads, layout.b1, layout.b2).transpose(2, 3)
+            out_tiles[b, :, i0 : i0 + n].copy_(o.transpose(0, 1))
+            lse_tiles[b, :, i0 : i0 + n].copy_(logsumexp.transpose(0, 1) * LOG2E)
+
+
+def _tile_windows(x: Tensor, start: int, count: int, step: int, length: int) -> Tensor:
+    """``count`` windows of ``length`` tokens of ``x`` [H, N, D], ``step`` tokens apart from token ``start``,
+    as one view [count, H, length, D] (overlapping when length > step)."""
+    heads, _, d = x.shape
+    stride_h, stride_n, stride_d = x.stride()
+    return x.as_strided((count, heads, length, d), (step * stride_n, stride_h, stride_n, stride_d),
+                        x.storage_offset() + start * stride_n)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)
-def _window_groups(layout: MonarchLayout, first_tile: int, tiles: int, exact_local: int, device: torch.device):
-    """Query tiles grouped by key-window length: (tile index [n], key token index [n, window tokens]).
-
-    Cached per call shape: building them from Python lists is a host-to-device copy, which costs
-    host time on every call and cannot be captured in a CUDA graph.
-    """
-    tokens = layout.b1 * layout.b2
-    windows = [local_key_tile_range(layout, first_tile + i, exact_local) for i in range(tiles)]
-    groups = []
-    for width in sorted({hi - lo for lo, hi in windows}):
-        members = [i for i, (lo, hi) in enumerate(windows) if hi - lo == width]
-        index = torch.tensor(members, device=device)
-        starts = torch.tensor([windows[i][0] * tokens for i in members], device=device)
-        groups.append((index, starts[:, None] + torch.arange(width * tokens, device=device)))
-    return tuple(groups)
+def _window_runs(layout: MonarchLayout, first_tile: int, tiles: int, exact_local: int) -> tuple:
+    """Runs of consecutive query tiles whose key windows have the same width and offset:
+    (first tile in the chunk, tiles, first key tile of the first window, window width in tiles)."""
+    runs: list[list[int]] = []
+    for i in range(tiles):
+        lo, hi = local_key_tile_range(layout, first_tile + i, exact_local)
+        last = runs[-1] if runs else None
+        if last and last[3] == hi - lo and last[2] + (i - last[0]) == lo and last[0] + last[1] == i:
+            last[1] += 1
+        else:
+            runs.append([i, 1, lo, hi - lo])
+    return tuple(tuple(run) for run in runs)
 
 
 def cudnn_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> tuple[Tensor, Tensor]:
