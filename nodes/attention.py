@@ -46,7 +46,8 @@ class MonarchAttention(io.ComfyNode):
                 io.Int.Input("exact_local", default=1, min=-1, max=16, optional=True,
                              tooltip="Exact attention on the query's own tile frame and this many neighbours on "
                                      "each side, Monarch for the rest (merged exactly). -1 = plain MonarchRT: "
-                                     "fastest, least accurate. 1 (default) cuts the error ~3x on typical tokens."),
+                                     "fastest, least accurate. 1 (default) cuts the error ~3x on typical tokens. "
+                                     "H100, Wan 1.3B 480p step: 1.65x stock at 1, 2.0x at -1."),
             ],
             outputs=[io.Model.Output()],
             hidden=[io.Hidden.unique_id],
