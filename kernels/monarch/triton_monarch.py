@@ -119,9 +119,19 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 2
+STAGE1_REVISION = 3
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
-(2: aL stored before Y is computed, 194 -> 164 registers)."""
+(2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns)."""
+
+
+def _two_column_blocks(b2: int) -> tuple[int, int] | None:
+    """(first, second) power-of-two column blocks that cover b2 with fewer padded columns than one
+    block (80 -> (64, 16)); None when one block is as tight or b2 fits one 64-column block."""
+    first = _next_pow2(b2) // 2
+    if first < 64 or first >= b2:
+        return None
+    second = max(MIN_BLOCK, _next_pow2(b2 - first))
+    return (first, second) if first + second < _next_pow2(b2) else None
 
 
 def stage1_candidates(b2: int) -> list[Config]:
@@ -140,6 +150,17 @@ def stage1_candidates(b2: int) -> list[Config]:
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2, "maxnreg": 168},
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "maxnreg": 128},
     ]
+    split = _two_column_blocks(b2)
+    if split is not None:  # e.g. 80 columns as 64 + 16: no padding to 128, no online rescaling
+        first, second = split
+        configs += [
+            {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1},
+            {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2},
+            {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1,
+             "maxnreg": 168},
+            {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2,
+             "maxnreg": 168},
+        ]  # fmt: skip
     if block_i > 32 and block_i / b2 > PAD_WASTE_FOR_SMALL_I:
         configs += [
             {"BLOCK_P": 64, "BLOCK_I": 32, "TILES_PER_PROGRAM": 4, "num_warps": 8, "num_stages": 3},
@@ -340,8 +361,9 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
         *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
         lay.query_group_offset, max(plan.exact_local, 0), plan.qk_scale,
     )  # fmt: skip
-    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=config["BLOCK_I"] >= lay.b2,
-                  **plan.constexprs(), **config)  # fmt: skip
+    columns = config["BLOCK_I"] + config.get("BLOCK_I2", 0)
+    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=columns >= lay.b2,
+                  **plan.constexprs(), **{"BLOCK_I2": 0, **config})  # fmt: skip
 
     def launch(plan: _Plan, chunk: _Chunk) -> None:
         kernel(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, *scalars, **blocks)

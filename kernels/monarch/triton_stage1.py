@@ -69,12 +69,17 @@ def _row_summaries(
     HEAD_DIM: tl.constexpr,
     BLOCK_P: tl.constexpr,
     BLOCK_I: tl.constexpr,
+    BLOCK_I2: tl.constexpr,
     FINAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     ONE_I_BLOCK: tl.constexpr,
 ):
     """Store aL, Y and cL (log2 units) of the queries ``q`` against one key row of b2 tokens at
-    rows ``out_row`` of the scratch (Y only when ``FINAL``: earlier iterations need aL alone)."""
+    rows ``out_row`` of the scratch (Y only when ``FINAL``: earlier iterations need aL alone).
+
+    ``BLOCK_I2 > 0`` (with ``ONE_I_BLOCK``): the columns are two blocks, ``BLOCK_I`` then ``BLOCK_I2``,
+    both in registers before the softmax, so no rescaling: 80 columns (720p) as 64 + 16 instead of
+    padded to 128, 37 % fewer products."""
     d = tl.arange(0, HEAD_DIM)
     dtype = q.dtype
     al_ptrs = AL + out_row[:, None] * HEAD_DIM + d[None, :]
@@ -91,17 +96,38 @@ def _row_summaries(
         z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
         z = tl.where(i_valid[None, :], z, float("-inf"))
         m_i = tl.max(z, 1)
+        if BLOCK_I2 > 0:
+            i2 = BLOCK_I + tl.arange(0, BLOCK_I2)
+            i2_valid = i2 < b2
+            token2 = (key_row + i2).to(tl.int64)
+            keys2 = tl.load(k_base + token2[:, None] * stride_kn + d[None, :], mask=i2_valid[:, None], other=0.0)
+            keys2 = keys2.to(dtype)
+            z2 = tl.dot(q, tl.trans(keys2), input_precision=DOT_PRECISION) * qk_scale
+            z2 = tl.where(i2_valid[None, :], z2, float("-inf"))
+            m_i = tl.maximum(m_i, tl.max(z2, 1))
         p = tl.exp2(z - m_i[:, None])
         l_i = tl.sum(p, 1)
         pz_i = tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
+        if BLOCK_I2 > 0:
+            p2 = tl.exp2(z2 - m_i[:, None])
+            l_i += tl.sum(p2, 1)
+            pz_i += tl.sum(p2 * tl.where(i2_valid[None, :], z2, 0.0), 1)
         R = (p / l_i[:, None]).to(dtype)
         aL = tl.dot(R, keys, input_precision=DOT_PRECISION)
+        if BLOCK_I2 > 0:
+            R2 = (p2 / l_i[:, None]).to(dtype)
+            aL = tl.dot(R2, keys2, aL, input_precision=DOT_PRECISION)
         tl.store(al_ptrs, aL.to(AL.dtype.element_ty), mask=active[:, None])
         if FINAL:
             values = tl.load(
                 v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
             )
             y = tl.dot(R, values.to(dtype), input_precision=DOT_PRECISION)
+            if BLOCK_I2 > 0:
+                values2 = tl.load(
+                    v_base + token2[:, None] * stride_vn + d[None, :], mask=i2_valid[:, None], other=0.0
+                )
+                y = tl.dot(R2, values2.to(dtype), y, input_precision=DOT_PRECISION)
             tl.store(y_ptrs, y.to(Y.dtype.element_ty), mask=active[:, None])
     else:
         m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)
@@ -174,6 +200,7 @@ def monarch_stage1_kernel(
     HEAD_DIM: tl.constexpr,
     BLOCK_P: tl.constexpr,
     BLOCK_I: tl.constexpr,
+    BLOCK_I2: tl.constexpr,
     TILES_PER_PROGRAM: tl.constexpr,
     FIRST: tl.constexpr,
     FINAL: tl.constexpr,
@@ -229,5 +256,5 @@ def monarch_stage1_kernel(
         )
         _row_summaries(
             q, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL, out_row0 + n * b1, active,
-            HEAD_DIM, BLOCK_P, BLOCK_I, FINAL, DOT_PRECISION, ONE_I_BLOCK,
+            HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION, ONE_I_BLOCK,
         )  # fmt: skip

@@ -173,6 +173,26 @@ def test_scratch_split_into_many_query_chunks(monkeypatch):
     check(q, k, v, SMALL_GRID, iterations=2, exact_local=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
+@pytest.mark.parametrize("settings", [{}, {"iterations": 2}, {"exact_local": 1}], ids=["default", "it2", "local1"])
+def test_eighty_columns_as_two_column_blocks(monkeypatch, tmp_path, dtype, settings):
+    """720p's 80 columns per tile run as 64 + 16 columns (no padding to 128) when only those
+    candidates are offered; both blocks meet in one softmax."""
+    from rtv.kernels.monarch import autotune_cache, triton_monarch
+
+    monkeypatch.setenv("RTV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(autotune_cache, "_shared_cache", None)
+    monkeypatch.setattr(triton_monarch, "_chosen", {})
+    split_only = [c for c in triton_monarch.stage1_candidates(80) if c.get("BLOCK_I2")]
+    assert {(c["BLOCK_I"], c["BLOCK_I2"]) for c in split_only} == {(64, 16)}
+    monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2: split_only)
+    grid = (3, 4, 80)
+    q, k, v = structured_qkv(grid, None, dtype=dtype, seed=8)
+    check(q, k, v, grid, **settings)
+    chosen = [c for key, c in triton_monarch._chosen.items() if "|stage1|" in key]
+    assert chosen and all(c.get("BLOCK_I2") == 16 for c in chosen)
+
+
 def test_a_plan_that_no_longer_fits_in_memory_is_made_again(monkeypatch):
     """Launch plans are kept per call shape; one whose scratch cannot be allocated any more (a model
     was loaded since) is planned again for the memory free now, and the output is still complete."""
