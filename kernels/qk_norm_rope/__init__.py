@@ -46,7 +46,10 @@ def qk_norm_rope(
     """RMS norm of ``x`` [B, S, C] over C times ``weight``, then each head's channel pairs rotated by
     ``freqs`` (Wan's RoPE); written into ``out`` when given (a view of the KV cache, say)."""
     check_backend(backend)
-    module = triton_module(__name__) if backend != "torch" and _fits_triton(x, weight, freqs, heads, out) else None
+    # under torch.compile the reference is traced: the compiler fuses those ops itself
+    compiling = backend == "auto" and torch.compiler.is_compiling()
+    fits = backend != "torch" and not compiling and _fits_triton(x, weight, freqs, heads, out)
+    module = triton_module(__name__) if fits else None
     if module is None:
         if backend == "triton":
             raise ValueError(

@@ -51,10 +51,12 @@ def norm_step(
     backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x', h)``: ``x' = x + residual * gate``, ``h = addcmul(shift, LayerNorm(x'), 1 + scale)``
-    (each part optional, see ``reference.py``) in one pass on CUDA."""
+    (each part optional, see ``reference.py``) in one pass on CUDA, outside torch.compile."""
     check_backend(backend)
     module = None
-    if backend != "torch" and _fits_triton(x, residual, gate, weight, bias, shift, scale):
+    # under torch.compile the reference is traced: the compiler fuses those ops itself
+    compiling = backend == "auto" and torch.compiler.is_compiling()
+    if backend != "torch" and not compiling and _fits_triton(x, residual, gate, weight, bias, shift, scale):
         module = triton_module(__name__)
     if module is None:
         if backend == "triton":

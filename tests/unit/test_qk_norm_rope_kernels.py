@@ -94,3 +94,16 @@ def test_triton_takes_per_batch_freqs_and_strided_rows():
     expected = qk_norm_rope_reference(x, w, 1e-6, freqs, heads)
     error = ((got.float() - expected.float()).norm() / expected.float().norm()).item()
     assert error < 1e-2 and not math.isnan(error)
+
+
+@on_gpu
+def test_under_torch_compile_the_reference_is_traced():
+    x = projections(1, 60, 1536, torch.bfloat16, "cuda")
+    weight = (torch.rand(1536) + 0.5).to("cuda", torch.bfloat16)
+    freqs = wan_freqs(60, 128).to("cuda")
+
+    def normed(x):
+        return qk_norm_rope(x, weight, 1e-6, freqs, 12)
+
+    got = torch.compile(normed, backend="aot_eager", fullgraph=True)(x)
+    assert torch.equal(got, qk_norm_rope_reference(x, weight, 1e-6, freqs, 12))

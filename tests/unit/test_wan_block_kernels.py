@@ -70,3 +70,19 @@ def test_triton_matches_reference(dtype, shape, step):
         assert error < (1e-5 if dtype == torch.float32 else 1e-2), f"{step}: relative L2 error {error:.2e}"
     if "residual" not in kwargs:
         assert x_got is x  # no residual: the input is passed through, not copied
+
+
+@on_gpu
+def test_under_torch_compile_the_reference_is_traced():
+    # a model compiled after RTV's patch (TorchCompileModel) traces the reference ops, which the
+    # compiler fuses itself; aot_eager runs exactly those ops, so the result is the reference's
+    x, y = activations(1, 45, 1536, torch.bfloat16, "cuda"), activations(1, 45, 1536, torch.bfloat16, "cuda", seed=5)
+    e = modulation(1, 1536, torch.bfloat16, "cuda")
+    kwargs = {"residual": y, "gate": e[2], "shift": e[3], "scale": e[4]}
+
+    def step(x):
+        return norm_step(x, 1e-6, **kwargs)
+
+    got = torch.compile(step, backend="aot_eager", fullgraph=True)(x)
+    for a, b in zip(got, norm_step_reference(x, 1e-6, **kwargs)):
+        assert torch.equal(a, b)
