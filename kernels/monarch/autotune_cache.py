@@ -12,13 +12,17 @@ Plain Python (no Triton, no CUDA), so it is testable anywhere. The timing functi
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("RealtimeVideo")
 
 CACHE_DIR_ENV = "RTV_CACHE_DIR"
 """Overrides the cache folder (default ``~/.cache/comfyui-realtimevideo``)."""
@@ -121,6 +125,10 @@ def pick_config(
         return dict(stored)
     if not autotune_enabled():
         return dict(candidates[0])
+    # seconds of silence on a first run otherwise: say what is happening and that it happens once
+    log.info("[RTV] Monarch: tuning %d kernel configurations for %s (first use of this shape class on this "
+             "GPU; kept in %s)", len(candidates), key, cache.path)  # fmt: skip
+    start = time.perf_counter()
     best, best_ms, errors = None, math.inf, []
     for candidate in candidates:
         try:
@@ -133,6 +141,7 @@ def pick_config(
     if best is None:
         raise RuntimeError(f"Monarch autotune: no candidate ran for {key}: " + " | ".join(errors))
     cache.put(key, best)
+    log.info("[RTV] Monarch: chose %s (%.3f ms) in %.1f s", describe(best), best_ms, time.perf_counter() - start)
     return best
 
 

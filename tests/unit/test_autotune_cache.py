@@ -83,3 +83,15 @@ def test_entries_of_two_writers_are_merged(tmp_path):
     second.put(KEY + "-other", CANDIDATES[2])
     assert AutotuneCache(path).get(KEY) == CANDIDATES[0]
     assert AutotuneCache(path).get(KEY + "-other") == CANDIDATES[2]
+
+
+def test_tuning_says_so_in_the_log_once_and_a_stored_choice_says_nothing(caplog, tmp_path):
+    caplog.set_level("INFO", logger="RealtimeVideo")
+    pick_config(KEY, CANDIDATES, fake_timings({64: 2.0, 128: 1.0, 32: 3.0})[0])
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "tuning 3 kernel configurations" in messages[0] and str(tmp_path) in messages[0]
+    assert "chose BLOCK=128,num_warps=8 (1.000 ms)" in messages[1]
+    caplog.clear()
+    pick_config(KEY, CANDIDATES, fake_timings({64: 2.0, 128: 1.0, 32: 3.0})[0])
+    assert caplog.records == []
