@@ -235,8 +235,6 @@ _chosen: dict[str, Config] = {}
 # --------------------------------------------------------------------------------------------
 
 
-
-
 @dataclass
 class _Plan:
     """Everything the launches of one forward share (tensors, strides, scalars)."""
