@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import comfy.patcher_extension as patcher_extension
 import torch
 
-from ..kernels.monarch import monarch_attention
+from ..kernels.monarch import autotune_cache, monarch_attention
 from .cuda_graphs import EAGER, set_call_variant
 from .fused_block import fuse_wan_blocks
 from .self_attention import BLOCK_MARK, mark_self_attention
@@ -167,9 +167,12 @@ class MonarchPatch:
 
     def outer_sample_wrapper(self, executor, *args, **kwargs):
         self.stats.reset()
+        # a first run on a GPU tunes the kernels for seconds inside the first step: say so on the node
+        autotune_cache.tuning_listeners.append(self.send_text)
         try:
             return executor(*args, **kwargs)
         finally:
+            autotune_cache.tuning_listeners.remove(self.send_text)
             self.report()
 
     def override(self, func, *args, **kwargs):
@@ -246,6 +249,10 @@ class MonarchPatch:
     def report(self) -> None:
         text = self.stats.summary()
         log.info("[RTV] %s", text)
+        self.send_text(text)
+
+    def send_text(self, text: str) -> None:
+        """The node's progress text in the ComfyUI frontend (nothing when run as a library)."""
         if self.node_id is None:
             return
         try:

@@ -24,6 +24,10 @@ from typing import Any
 
 log = logging.getLogger("RealtimeVideo")
 
+tuning_listeners: list[Callable[[str], None]] = []
+"""Called with a one-line message when a configuration is about to be tuned (seconds of work on a
+first run): the ComfyUI patch shows it as the node's progress text."""
+
 CACHE_DIR_ENV = "RTV_CACHE_DIR"
 """Overrides the cache folder (default ``~/.cache/comfyui-realtimevideo``)."""
 
@@ -128,6 +132,12 @@ def pick_config(
     # seconds of silence on a first run otherwise: say what is happening and that it happens once
     log.info("[RTV] Monarch: tuning %d kernel configurations for %s (first use of this shape class on this "
              "GPU; kept in %s)", len(candidates), key, cache.path)  # fmt: skip
+    for listener in list(tuning_listeners):
+        try:
+            listener(f"Monarch attention: tuning its kernels for a new shape, once per GPU ({len(candidates)} "
+                     f"configurations; kept in {cache.path})")  # fmt: skip
+        except Exception:  # noqa: BLE001 - a progress message must never stop the attention call
+            log.debug("[RTV] tuning listener failed", exc_info=True)
     start = time.perf_counter()
     best, best_ms, errors = None, math.inf, []
     for candidate in candidates:

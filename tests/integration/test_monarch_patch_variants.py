@@ -132,3 +132,23 @@ def test_blocks_patched_by_someone_else_keep_their_patch():
     dense = _sample(model, "t2v")
     assert torch.allclose(_sample(patched, "t2v"), dense, rtol=1e-4, atol=1e-4 * dense.abs().max().item())
     assert _stats(patched).replaced == 2 * _stats(patched).model_calls
+
+
+def test_kernel_tuning_is_shown_on_the_node_during_its_run_only(monkeypatch, tmp_path):
+    from rtv.kernels.monarch import autotune_cache
+
+    monkeypatch.setenv(autotune_cache.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(autotune_cache, "_shared_cache", None)
+    model = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("t2v", seed=0))
+    patched = apply_monarch_attention(model, MonarchSettings())
+    patch = patched.model_options["transformer_options"]["optimized_attention_override"].__self__
+    shown = []
+    monkeypatch.setattr(patch, "send_text", shown.append)
+
+    def a_run_that_tunes():  # what the first Triton call of a run does on a GPU
+        return autotune_cache.pick_config("gpu|stage1|test", [{"BLOCK": 1}, {"BLOCK": 2}], lambda c: c["BLOCK"])
+
+    assert patch.outer_sample_wrapper(a_run_that_tunes) == {"BLOCK": 1}
+    assert "tuning its kernels for a new shape" in shown[0]
+    assert shown[-1].startswith("Monarch attention replaced")  # the run's report follows
+    assert autotune_cache.tuning_listeners == []

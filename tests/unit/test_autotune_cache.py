@@ -95,3 +95,18 @@ def test_tuning_says_so_in_the_log_once_and_a_stored_choice_says_nothing(caplog,
     caplog.clear()
     pick_config(KEY, CANDIDATES, fake_timings({64: 2.0, 128: 1.0, 32: 3.0})[0])
     assert caplog.records == []
+
+
+def test_listeners_hear_about_tuning_and_a_failing_listener_changes_nothing():
+    heard = []
+
+    def broken(message):
+        raise RuntimeError("frontend gone")
+
+    autotune_cache.tuning_listeners[:] = [heard.append, broken]
+    try:
+        assert pick_config(KEY, CANDIDATES, fake_timings({64: 2.0, 128: 1.0, 32: 3.0})[0]) == CANDIDATES[1]
+        pick_config(KEY, CANDIDATES, fake_timings({64: 2.0, 128: 1.0, 32: 3.0})[0])  # stored: no tuning
+    finally:
+        autotune_cache.tuning_listeners.clear()
+    assert len(heard) == 1 and "tuning its kernels for a new shape, once per GPU (3 configurations" in heard[0]
