@@ -15,8 +15,9 @@ One program owns key row ``k`` of ``TILES_PER_PROGRAM`` consecutive key tiles ``
 tiles: all of them meet the same b2 keys, and 52 columns would otherwise be padded to 64 (the
 flattened block wastes only its last partial block). Looping over key tiles lets the loads of the
 next tile overlap the products of this one; in the first iteration the queries are loaded once.
-The b2 key columns fit one ``BLOCK_I`` block in the common case (``ONE_I_BLOCK``); wider tiles
-stream them in blocks with an online softmax. Logits are in log2 units (exp2).
+The b2 key columns fit one ``BLOCK_I`` block in the common case (``ONE_I_BLOCK``), or two blocks
+``BLOCK_I + BLOCK_I2`` held together (80 columns as 64 + 16); wider tiles stream them in blocks with
+an online softmax. Logits are in log2 units (exp2).
 
 Outputs go to scratch in the layout stage 2 streams: ``aL, Y [G, Mc, b2, key_tiles*b1, D]`` (float16
 for 16-bit inputs: 8x finer than bfloat16 where it matters, since stage 2 exponentiates ``q . aL``;
@@ -86,7 +87,7 @@ def _row_summaries(
     y_ptrs = Y + out_row[:, None] * HEAD_DIM + d[None, :]
     if ONE_I_BLOCK:
         # Common case (b2 <= BLOCK_I): normalise R first, then aL (stored at once) and Y, so only
-        # one float32 accumulator is live at a time: ~130 instead of ~195 registers at 4 warps,
+        # one float32 accumulator is live at a time: 164 instead of 194 registers at 4 warps (ptxas),
         # i.e. three programs per SM instead of two.
         i = tl.arange(0, BLOCK_I)
         i_valid = i < b2
