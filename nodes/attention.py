@@ -17,7 +17,9 @@ class MonarchAttention(io.ComfyNode):
             description=(
                 "Replaces the video self-attention of a Wan 2.1/2.2 model with Monarch-factorised attention "
                 "(MonarchRT): cost grows with frames x (rows + columns) instead of (frames x rows x columns)^2. "
-                "Cross-attention and everything else stay as they were. Put it before TorchCompileModel."
+                "Cross-attention and the rest of the math stay as they were; stock blocks also run their norm "
+                "and residual steps fused (same results up to rounding, ~8 % of a 1.3B step). "
+                "Put it before TorchCompileModel."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="A Wan-family model (Wan 2.2 A14B: patch both experts)."),
