@@ -37,7 +37,7 @@ from comfy.ldm.modules.attention import optimized_attention
 from .cuda_graphs import time_embedding_on_device
 from .fused_block import fuse_wan_blocks
 from .rope import apply_frame_positions
-from .self_attention import norm_rope, self_attention_marked
+from .self_attention import _projected_marked_forward, norm_rope, self_attention_marked
 
 KV_CACHE_KEY = "rtv_kv_cache"
 PATCH_KEY = "rtv_kv_cache"
@@ -238,20 +238,21 @@ class KVCacheState:
 def cached_self_attention(attn, block: int):
     """Replacement for ``blocks[block].self_attn.forward`` (``attn``: that WanSelfAttention)."""
 
+    uncached = _projected_marked_forward(attn, block)
+
     def forward(x, freqs, transformer_options=None, **kwargs):
         transformer_options = transformer_options or {}
         state = transformer_options.get(KV_CACHE_KEY)
+        if state is None:
+            return uncached(x, freqs, transformer_options)
         n = attn.num_heads
         q = norm_rope(attn.norm_q, attn.q(x), freqs, n)
         k, v = attn.k(x), attn.v(x)
-        if state is None:
-            k = norm_rope(attn.norm_k, k, freqs, n)
-        else:  # the keys are normed and rotated straight into the cache slots
-            k_slot, v_slot, keys, values = state.self_attention_slots(block, k, v)
-            norm_rope(attn.norm_k, k, freqs, n, out=k_slot)
-            v_slot.copy_(v)
-            k, v = keys, values
-        return attn.o(self_attention_marked(attn, q, k, v, block, transformer_options))
+        # the keys are normed and rotated straight into the cache slots
+        k_slot, v_slot, keys, values = state.self_attention_slots(block, k, v)
+        norm_rope(attn.norm_k, k, freqs, n, out=k_slot)
+        v_slot.copy_(v)
+        return attn.o(self_attention_marked(attn, q, keys, values, block, transformer_options))
 
     return forward
 
