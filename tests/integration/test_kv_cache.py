@@ -327,3 +327,45 @@ def test_fused_block_forward_on_cuda_matches_comfyuis_block(base, dtype):
                                          transformer_options={})  # fmt: skip
     error = ((got.float() - expected.float()).norm() / expected.float().norm()).item()
     assert error < (1e-5 if dtype == torch.float32 else 1e-2), error
+
+
+def test_mlp_gelu_moves_into_the_epilogue_only_for_stock_weights_used_as_stored(base):
+    """Which MLPs may take the GELU in cuBLASLt's epilogue (patches/fused_block.py): decided on the CPU,
+    where the MLP itself still runs ComfyUI's modules (bit-identical, tested above)."""
+    import copy
+
+    from rtv.patches.fused_block import block_mlp, gelu_in_epilogue, stock_tanh_mlp
+
+    ffn = copy.deepcopy(base.get_model_object("diffusion_model").blocks[0].ffn)
+    cpu = torch.device("cpu")
+    assert stock_tanh_mlp(ffn, torch.float32, cpu)
+    assert not stock_tanh_mlp(ffn, torch.bfloat16, cpu)  # weights stored in another dtype: cast per call
+    h = torch.randn(1, 6, ffn[0].in_features)
+    assert not gelu_in_epilogue(ffn, h)  # the CPU's epilogue GELU is the erf one: ComfyUI's modules run
+    assert torch.equal(block_mlp(ffn, h), ffn(h))
+    ffn[0].weight_function = [lambda w: w]  # a LoRA applied on the fly
+    assert not stock_tanh_mlp(ffn, torch.float32, cpu)
+    ffn[0].weight_function = []
+    ffn[0].comfy_cast_weights = True  # low-VRAM loading
+    assert not stock_tanh_mlp(ffn, torch.float32, cpu)
+    ffn[0].comfy_cast_weights = False
+    ffn[1] = torch.nn.GELU()  # the erf GELU is not the epilogue's
+    assert not stock_tanh_mlp(ffn, torch.float32, cpu)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="cuBLASLt's GELU epilogue runs on CUDA")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_mlp_with_the_gelu_in_the_epilogue_matches_comfyuis_mlp(base, dtype):
+    import copy
+
+    from rtv.patches.fused_block import block_mlp, gelu_in_epilogue
+
+    ffn = copy.deepcopy(base.get_model_object("diffusion_model").blocks[0].ffn).to("cuda", dtype)
+    h = torch.randn(2, 300, ffn[0].in_features, device="cuda").to(dtype)
+    assert gelu_in_epilogue(ffn, h)
+    with torch.no_grad():
+        got, expected = block_mlp(ffn, h).float(), ffn(h).float()
+    assert got.shape == expected.shape
+    error = ((got - expected).norm() / expected.norm()).item()
+    assert error < 1e-2, error
