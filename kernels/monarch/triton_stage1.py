@@ -52,6 +52,15 @@ _RUNTIME_INTS = [
 grid and tiling; they only enter per-row index math, never a block shape."""
 
 
+PADDING_LOGIT = tl.constexpr(-1.0e30)
+"""Logit of a padding key column: exp2 of it is 0, and unlike -inf, 0 times it is 0."""
+
+
+@triton.jit
+def _padding(valid):
+    return tl.where(valid, 0.0, PADDING_LOGIT)
+
+
 @triton.jit
 def _row_summaries(
     q,
@@ -94,8 +103,9 @@ def _row_summaries(
         token = (key_row + i).to(tl.int64)
         keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
         keys = keys.to(dtype)
-        z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale
-        z = tl.where(i_valid[None, :], z, float("-inf"))
+        # padding columns get a large finite negative logit in the same FFMA as the scale (not a select
+        # to -inf): their p is exactly 0 and p * z stays 0 in the entropy sum, with no second mask
+        z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale + _padding(i_valid)[None, :]
         m_i = tl.max(z, 1)
         if BLOCK_I2 > 0:
             i2 = BLOCK_I + tl.arange(0, BLOCK_I2)
@@ -103,16 +113,15 @@ def _row_summaries(
             token2 = (key_row + i2).to(tl.int64)
             keys2 = tl.load(k_base + token2[:, None] * stride_kn + d[None, :], mask=i2_valid[:, None], other=0.0)
             keys2 = keys2.to(dtype)
-            z2 = tl.dot(q, tl.trans(keys2), input_precision=DOT_PRECISION) * qk_scale
-            z2 = tl.where(i2_valid[None, :], z2, float("-inf"))
+            z2 = tl.dot(q, tl.trans(keys2), input_precision=DOT_PRECISION) * qk_scale + _padding(i2_valid)[None, :]
             m_i = tl.maximum(m_i, tl.max(z2, 1))
         p = tl.exp2(z - m_i[:, None])
         l_i = tl.sum(p, 1)
-        pz_i = tl.sum(p * tl.where(i_valid[None, :], z, 0.0), 1)
+        pz_i = tl.sum(p * z, 1)
         if BLOCK_I2 > 0:
             p2 = tl.exp2(z2 - m_i[:, None])
             l_i += tl.sum(p2, 1)
-            pz_i += tl.sum(p2 * tl.where(i2_valid[None, :], z2, 0.0), 1)
+            pz_i += tl.sum(p2 * z2, 1)
         R = (p / l_i[:, None]).to(dtype)
         aL = tl.dot(R, keys, input_precision=DOT_PRECISION)
         if BLOCK_I2 > 0:
