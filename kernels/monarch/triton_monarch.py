@@ -236,23 +236,6 @@ _chosen: dict[str, Config] = {}
 # --------------------------------------------------------------------------------------------
 
 
-CONVERT_KEYS_MIN_PAIRS = 256
-"""Query (tile, column) pairs per head from which stage 1 reads float16 copies of bfloat16 keys and
-values (about four BLOCK_P blocks: each key row is read once per block)."""
-
-
-def stage1_key_rows(q: Tensor, k: Tensor, v: Tensor, layout: MonarchLayout) -> tuple[Tensor, Tensor]:
-    """k and v for stage 1. Its products run in float16 (the scratch dtype), so bfloat16 keys and values
-    were converted in registers, once per block of query pairs, through shared memory (the Hopper
-    tensor cores read operands there): ~330 of a key tile's ~1330 instructions per thread (SASS,
-    sm_90a). Where many blocks read each key row (full sequences; not the few query tiles of a causal
-    chunk), one conversion pass up front is cheaper: 2 x 100 MB at 480p. Values are the same numbers
-    the in-register conversion gave."""
-    if q.dtype != torch.bfloat16 or layout.query_tiles * layout.b2 < CONVERT_KEYS_MIN_PAIRS:
-        return k, v
-    return k.to(torch.float16), v.to(torch.float16)
-
-
 @dataclass
 class _Plan:
     """Everything the launches of one forward share (tensors, strides, scalars)."""
@@ -265,14 +248,6 @@ class _Plan:
     qk_scale: float
     exact_local: int
     poison_scratch: bool
-    k_rows: Tensor | None = None
-    v_rows: Tensor | None = None
-    """k and v as stage 1 reads them: float16 copies of bfloat16 inputs when enough query tiles reuse
-    each key row (:func:`stage1_key_rows`), else k and v themselves."""
-
-    def __post_init__(self) -> None:
-        if self.k_rows is None:
-            self.k_rows, self.v_rows = stage1_key_rows(self.q, self.k, self.v, self.layout)
 
     @property
     def groups(self) -> int:
@@ -381,7 +356,7 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
     grid = (_cdiv(chunk.tiles * lay.b2, config["BLOCK_P"]), key_tile_blocks * lay.b1, plan.groups)
     kernel = monarch_stage1_kernel[grid]
     scalars = (
-        *plan.strides(plan.q), *plan.strides(plan.k_rows), *plan.strides(plan.v_rows),
+        *plan.strides(plan.q), *plan.strides(plan.k), *plan.strides(plan.v),
         *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
         lay.query_group_offset, max(plan.exact_local, 0), plan.qk_scale,
     )  # fmt: skip
@@ -390,7 +365,7 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
                   **plan.constexprs(), **{"BLOCK_I2": 0, **config})  # fmt: skip
 
     def launch(plan: _Plan, chunk: _Chunk) -> None:
-        kernel(plan.q, plan.k_rows, plan.v_rows, chunk.aR, chunk.aL, chunk.Y, chunk.cL, *scalars, **blocks)
+        kernel(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, *scalars, **blocks)
 
     return launch
 
@@ -534,7 +509,7 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
             first, final = iteration == 0, iteration == iterations - 1
             key = _tune_key(
                 q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local,
-                rev=STAGE1_REVISION, kv=str(plan.k_rows.dtype).removeprefix("torch."),
+                rev=STAGE1_REVISION,
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
             steps.append(_tuned_step(key, stage1_candidates(lay.b2), stage1, plan, chunk))
