@@ -122,7 +122,8 @@ def unsupported(
 STAGE1_REVISION = 4
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
-4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile)."""
+4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
+programs skip key tiles whose pairs are all attended exactly)."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:
@@ -150,6 +151,8 @@ def stage1_candidates(b2: int) -> list[Config]:
         # spills 48 bytes there), 4 at 128 (112 bytes spilled); uncapped they take 164 and 250.
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2, "maxnreg": 168},
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "maxnreg": 128},
+        # one tile per program skips blocks of exact local pairs (174 registers uncapped: 2 per SM)
+        {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "maxnreg": 168},
     ]
     split = _two_column_blocks(b2)
     if split is not None:  # e.g. 80 columns as 64 + 16: no padding to 128, no online rescaling
