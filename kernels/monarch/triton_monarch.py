@@ -485,6 +485,12 @@ def _forward_heads(plan: _Plan, iterations: int) -> None:
     _recipes[key] = recipe
 
 
+def _work_bucket(programs: int) -> int:
+    """Tune keys carry the launch's size to a power of 4: the best block sizes depend on how many
+    programs fill the GPU (a test's few heads chose one-tile programs that cost 480p 15 % in stage 1)."""
+    return 1 << (2 * max(0, (programs - 1).bit_length() // 2))
+
+
 def _tuned_step(tune_key: str, candidates: list[Config], build, plan: _Plan, chunk: _Chunk) -> _Step:
     """Tune ``build(plan, chunk, config)`` once per key, launch the chosen config, return it as a step."""
     config = _choose(tune_key, candidates, lambda c: build(plan, chunk, c)(plan, chunk))
@@ -512,7 +518,7 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
             first, final = iteration == 0, iteration == iterations - 1
             key = _tune_key(
                 q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local,
-                rev=STAGE1_REVISION,
+                rev=STAGE1_REVISION, work=_work_bucket(_cdiv(chunk.tiles * lay.b2, 64) * plan.key_rows * plan.groups),
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
             steps.append(_tuned_step(key, stage1_candidates(lay.b2), stage1, plan, chunk))
@@ -521,7 +527,8 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
                 if final
                 else ("refine", _refine_launcher, REFINE_CANDIDATES)
             )
-            key = _tune_key(q, kernel, d=head_dim, b1=lay.b1, local=plan.has_local)
+            key = _tune_key(q, kernel, d=head_dim, b1=lay.b1, local=plan.has_local,
+                            work=_work_bucket(chunk.tiles * lay.b2 * plan.groups))  # fmt: skip
             steps.append(_tuned_step(key, candidates, build, plan, chunk))
         recipe.append((chunk.first_tile, chunk.tiles, steps))
     return recipe
