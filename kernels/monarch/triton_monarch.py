@@ -153,10 +153,6 @@ def stage1_candidates(b2: int) -> list[Config]:
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "maxnreg": 128},
         # one tile per program skips blocks of exact local pairs (174 registers uncapped: 2 per SM)
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "maxnreg": 168},
-        # 128 pairs on two warpgroups share each key tile's load and conversion: 28 % fewer instructions
-        # per pair (SASS); 163 registers (one program per SM) or capped at 128 (two, 72 bytes spilled)
-        {"BLOCK_P": 128, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 8, "num_stages": 1},
-        {"BLOCK_P": 128, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 8, "num_stages": 1, "maxnreg": 128},
     ]
     split = _two_column_blocks(b2)
     if split is not None:  # e.g. 80 columns as 64 + 16: no padding to 128, no online rescaling
@@ -168,9 +164,6 @@ def stage1_candidates(b2: int) -> list[Config]:
              "maxnreg": 168},
             {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2,
              "maxnreg": 168},
-            {"BLOCK_P": 128, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 1, "num_warps": 8, "num_stages": 1},
-            {"BLOCK_P": 128, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 1, "num_warps": 8, "num_stages": 1,
-             "maxnreg": 128},
         ]  # fmt: skip
     if block_i > 32 and block_i / b2 > PAD_WASTE_FOR_SMALL_I:
         configs += [
