@@ -9,7 +9,8 @@ The meaning is ``reference.monarch_attention_reference``; the kernels are split 
 
 Per iteration the intermediates aL, Y (input dtype) and cL (float32) go through GPU memory: for one
 query tile they are ``key_tiles`` times the size of a tile of K. Query tiles are processed in
-chunks so this scratch stays under ``RTV_MONARCH_SCRATCH_MB`` (default 1024). Why two stages rather
+chunks so this scratch stays within ``scratch_plan.scratch_budget_bytes`` (a quarter of the free
+device memory, 1-8 GiB, or ``RTV_MONARCH_SCRATCH_MB``). Why two stages rather
 than one fused kernel: bench/notes_monarch_triton.md.
 
 The whole forward is one ``torch.library.custom_op`` (``rtv_monarch::forward``) with a fake
