@@ -253,6 +253,72 @@ def test_one_head_per_launch_with_query_chunks(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
+# The final iteration as one persistent kernel (triton_fused): stage 2 waits for stage 1's groups
+# --------------------------------------------------------------------------------------------
+
+FUSED_MODES = ["default", "tiles_hw", "iterations2", "exact_local0", "exact_local1_iterations2"]
+
+
+def _only_fused_candidate(monkeypatch, index: int) -> None:
+    """Force the fused kernel with one of its candidates (the tuner's table forgets earlier picks)."""
+    from rtv.kernels.monarch import triton_monarch
+
+    original = triton_monarch.fused_candidates
+    monkeypatch.setenv(triton_monarch.FUSED_ENV, "1")
+    monkeypatch.setattr(triton_monarch, "_chosen", {})
+    monkeypatch.setattr(triton_monarch, "fused_candidates", lambda s1, s2: [original(s1, s2)[index]])
+
+
+@pytest.mark.parametrize("candidate", [0, 1, 2], ids=["lag1", "lag2", "one_tile_lag1"])
+@pytest.mark.parametrize("query", list(QUERY_FRAMES))
+@pytest.mark.parametrize("mode", FUSED_MODES)
+def test_fused_final_iteration_matches_reference(monkeypatch, mode, query, candidate):
+    _only_fused_candidate(monkeypatch, candidate)
+    q, k, v = structured_qkv(SMALL_GRID, QUERY_FRAMES[query], dtype=torch.bfloat16, seed=11)
+    check(q, k, v, SMALL_GRID, **MODES[mode])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_fused_final_iteration_other_dtypes(monkeypatch, dtype):
+    _only_fused_candidate(monkeypatch, 0)
+    q, k, v = random_qkv(SMALL_GRID, dtype=dtype, seed=12)
+    check(q, k, v, SMALL_GRID, iterations=2)
+
+
+@pytest.mark.parametrize("candidate", [0, 1, 2], ids=["lag1", "lag2", "one_tile_lag1"])
+def test_fused_equals_two_launches_at_the_wan_shape(monkeypatch, candidate):
+    """Many groups (12 heads x 3 pair blocks) and programs waiting on each other at a real shape. The
+    scratch is poisoned with NaN, so a stage-2 read that overtook its stage-1 write shows as NaN; the
+    rest may differ only by stage 2's warp count (row sums in another order)."""
+    from rtv.kernels.monarch.triton_monarch import FUSED_ENV
+
+    q, k, v = random_qkv(WAN_GRID, 3, heads=12, head_dim=128, dtype=torch.bfloat16, seed=13)
+    monkeypatch.setenv(FUSED_ENV, "0")
+    separate = run_triton_poisoned(q, k, v, WAN_GRID)
+    _only_fused_candidate(monkeypatch, candidate)
+    fused = run_triton_poisoned(q, k, v, WAN_GRID)
+    assert not fused.isnan().any()
+    assert relative_l2(fused, separate) < 1e-3
+
+
+def test_tuner_times_fused_against_two_launches(monkeypatch, tmp_path):
+    """With tuning on (the default) the choice between them is stored with the others, and holds."""
+    from rtv.kernels.monarch import autotune_cache, triton_monarch
+    from rtv.kernels.monarch.autotune_cache import AutotuneCache
+
+    monkeypatch.setenv("RTV_MONARCH_AUTOTUNE", "1")
+    monkeypatch.setenv("RTV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(autotune_cache, "_shared_cache", None)
+    monkeypatch.setattr(triton_monarch, "_chosen", {})
+    q, k, v = random_qkv(SMALL_GRID, dtype=torch.bfloat16, seed=14)
+    check(q, k, v, SMALL_GRID)
+    stored = AutotuneCache(tmp_path / "monarch_autotune.json")._read_file()
+    fused = [config for key, config in stored.items() if "|fused|" in key]
+    assert len(fused) == 1 and (fused[0] == triton_monarch.SEPARATE_LAUNCHES or "LAG" in fused[0])
+    check(q, k, v, SMALL_GRID)
+
+
+# --------------------------------------------------------------------------------------------
 # Real Wan 1.3B 480p shapes (12 heads x 128, 21 x 30 x 52 tokens)
 # --------------------------------------------------------------------------------------------
 
