@@ -33,7 +33,6 @@ from . import MonarchBackend, cudnn_local, register_backend
 from .autotune_cache import Config, pick_config
 from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
 from .scratch_plan import SCRATCH_ENV, chunk_bounds, query_tiles_per_chunk, scratch_budget_bytes
-from .triton_fused import monarch_fused_final_kernel
 from .triton_local import monarch_local_kernel
 from .triton_stage1 import monarch_stage1_kernel
 from .triton_stage2 import monarch_refine_kernel, monarch_stage2_kernel
@@ -46,10 +45,6 @@ HEADS_ENV = "RTV_MONARCH_HEADS_PER_LAUNCH"
 """Heads (x batch) per launch; 0 = all. With few heads and a small scratch budget the intermediates
 of one launch fit in L2, so stage 2 reads them before they reach DRAM (an experiment of
 bench/attention.py --l2-sweep: more, smaller launches against fewer DRAM bytes)."""
-
-FUSED_ENV = "RTV_MONARCH_FUSED"
-"""The final iteration as one persistent kernel (``triton_fused``): ``auto`` (default) lets the tuner
-time it against the two launches, ``0`` never uses it, ``1`` always does (tests, benchmarks)."""
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 HEAD_DIMS = (16, 32, 64, 128, 256)
@@ -191,27 +186,6 @@ REFINE_CANDIDATES: list[Config] = [
     {"BLOCK_C": 32, "num_warps": 4, "num_stages": 2},
     {"BLOCK_C": 128, "num_warps": 8, "num_stages": 2},
 ]
-
-SEPARATE_LAUNCHES: Config = {"impl": "separate"}
-"""The final iteration as two launches (stage 1, then stage 2) with their own tuned configs."""
-
-FUSED_LAGS = (1, 2)
-"""Groups of stage 1 run ahead of stage 2 in the fused kernel: 1 keeps the least in L2, 2 waits less."""
-
-FUSED_PROGRAMS_PER_SM = 4
-"""Persistent programs per SM; more than fit only start late and find no ticket left."""
-
-
-def fused_candidates(stage1: Config, stage2: Config) -> list[Config]:
-    """Fused configs from the tuned stage-1 and stage-2 choices: one kernel has one warp count, so
-    stage 2 takes stage 1's (with its block of summary keys when the warps agree, else 64)."""
-    block_c = stage2["BLOCK_C"] if stage2["num_warps"] == stage1["num_warps"] else 64
-    base = {k: v for k, v in stage1.items() if k != "impl"}
-    configs = [{**base, "BLOCK_C": block_c, "LAG": lag} for lag in FUSED_LAGS]
-    if stage1["TILES_PER_PROGRAM"] != 1:  # finer stage-1 items: a group finishes more evenly
-        configs.append({**base, "TILES_PER_PROGRAM": 1, "num_stages": 1, "BLOCK_C": block_c, "LAG": 1})
-    return configs
-
 
 LOCAL_CANDIDATES: list[Config] = [
     {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2},
@@ -400,51 +374,6 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
     return launch
 
 
-def _fused_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool) -> Launcher:
-    """The final iteration as one persistent kernel (``triton_fused``), or as the two launches."""
-    lay = plan.layout
-    pair_blocks = _cdiv(chunk.tiles * lay.b2, config["BLOCK_P"])
-    key_tile_blocks = _cdiv(lay.key_tiles, config["TILES_PER_PROGRAM"])
-    groups = pair_blocks * plan.groups
-    items = groups * (key_tile_blocks * lay.b1 + config["BLOCK_P"])
-    sms = torch.cuda.get_device_properties(plan.q.device).multi_processor_count if plan.q.is_cuda else 1
-    per_sm = config.get("PROGRAMS_PER_SM", FUSED_PROGRAMS_PER_SM)
-    kernel = monarch_fused_final_kernel[(min(items, sms * per_sm),)]
-    scalars = (
-        *plan.strides(plan.q), *plan.strides(plan.k), *plan.strides(plan.v), *plan.strides(plan.out),
-        *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
-        lay.query_group_offset, lay.key_groups, max(plan.exact_local, 0), plan.qk_scale,
-        pair_blocks, key_tile_blocks, groups, min(config["LAG"], groups),
-    )  # fmt: skip
-    columns = config["BLOCK_I"] + config.get("BLOCK_I2", 0)
-    blocks = {k: v for k, v in config.items() if k not in ("LAG", "PROGRAMS_PER_SM")}
-    blocks = dict(FIRST=first, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=columns >= lay.b2, BLOCK_L=_block_l(plan),
-                  **plan.constexprs(), **{"BLOCK_I2": 0, **blocks})  # fmt: skip
-
-    def launch(plan: _Plan, chunk: _Chunk) -> None:
-        counters = torch.zeros(1 + groups, dtype=torch.int32, device=plan.q.device)
-        kernel(
-            plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, chunk.local_out, chunk.local_lse,
-            plan.out, counters, *scalars, **blocks,
-        )  # fmt: skip
-
-    return launch
-
-
-def _final_launcher(
-    plan: _Plan, chunk: _Chunk, config: Config, *, separate: tuple[_Step, _Step], first: bool
-) -> Launcher:
-    if config.get("impl") != SEPARATE_LAUNCHES["impl"]:
-        return _fused_launcher(plan, chunk, config, first=first)
-    stage1, stage2 = (step.launch for step in separate)
-
-    def launch(plan: _Plan, chunk: _Chunk) -> None:
-        stage1(plan, chunk)
-        stage2(plan, chunk)
-
-    return launch
-
-
 def _stage2_args(plan: _Plan, chunk: _Chunk) -> tuple:
     lay = plan.layout
     return (
@@ -533,7 +462,7 @@ MAX_RECIPES = 512
 def _recipe_key(plan: _Plan, iterations: int) -> tuple:
     q, k, v, out = plan.q, plan.k, plan.v, plan.out
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), out.stride(), q.dtype, q.device, plan.layout,
-            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV), os.environ.get(FUSED_ENV))  # fmt: skip
+            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV))  # fmt: skip
 
 
 def _forward_heads(plan: _Plan, iterations: int) -> None:
@@ -593,7 +522,7 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
                 rev=STAGE1_REVISION, work=_work_bucket(_cdiv(chunk.tiles * lay.b2, 64) * plan.key_rows * plan.groups),
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
-            stage1_step = _tuned_step(key, stage1_candidates(lay.b2), stage1, plan, chunk)
+            steps.append(_tuned_step(key, stage1_candidates(lay.b2), stage1, plan, chunk))
             kernel, build, candidates = (
                 ("stage2", _stage2_launcher, STAGE2_CANDIDATES)
                 if final
@@ -601,24 +530,7 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
             )
             key = _tune_key(q, kernel, d=head_dim, b1=lay.b1, local=plan.has_local,
                             work=_work_bucket(chunk.tiles * lay.b2 * plan.groups))  # fmt: skip
-            stage2_step = _tuned_step(key, candidates, build, plan, chunk)
-            fused = os.environ.get(FUSED_ENV, "auto")
-            if final and fused != "0":
-                # the final iteration as one persistent kernel, if it beats the two launches
-                candidates = fused_candidates(stage1_step.config, stage2_step.config)
-                if fused != "1":
-                    candidates = [SEPARATE_LAUNCHES, *candidates]
-                key = _tune_key(
-                    q, "fused", d=head_dim, b1=lay.b1, b2=lay.b2, first=first, local=plan.has_local,
-                    rev=STAGE1_REVISION, only=fused == "1",
-                    work=_work_bucket(_cdiv(chunk.tiles * lay.b2, 64) * plan.key_rows * plan.groups),
-                )  # fmt: skip
-                build = functools.partial(_final_launcher, separate=(stage1_step, stage2_step), first=first)
-                final_step = _tuned_step(key, candidates, build, plan, chunk)
-                if final_step.config.get("impl") != SEPARATE_LAUNCHES["impl"]:
-                    steps.append(final_step)
-                    continue
-            steps += [stage1_step, stage2_step]
+            steps.append(_tuned_step(key, candidates, build, plan, chunk))
         recipe.append((chunk.first_tile, chunk.tiles, steps))
     return recipe
 

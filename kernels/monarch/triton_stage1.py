@@ -174,11 +174,8 @@ def _row_summaries(
     tl.store(CL + out_row, pz_i / l_i - m_i - tl.log2(l_i), mask=active)
 
 
-@triton.jit
-def stage1_program(
-    pid_p,
-    pid_nk,
-    g,
+@triton.jit(do_not_specialize=_RUNTIME_INTS)
+def monarch_stage1_kernel(
     Q,
     K,
     V,
@@ -221,9 +218,9 @@ def stage1_program(
     DOT_PRECISION: tl.constexpr,
     ONE_I_BLOCK: tl.constexpr,
 ):
-    """One stage-1 program: key row ``pid_nk % b1`` of the key tiles of block ``pid_nk // b1``, for pair
-    block ``pid_p`` of head (x batch) ``g``. The standalone kernel and the fused persistent kernel
-    (``triton_fused``) both run it."""
+    pid_p = tl.program_id(0)
+    pid_nk = tl.program_id(1)
+    g = tl.program_id(2)
     k = pid_nk % b1
     n_first = (pid_nk // b1) * TILES_PER_PROGRAM
     n_last = tl.minimum(n_first + TILES_PER_PROGRAM, key_tiles)
@@ -279,57 +276,3 @@ def stage1_program(
                 q, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL, out_row0 + n * b1,
                 active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION, ONE_I_BLOCK,
             )  # fmt: skip
-
-
-@triton.jit(do_not_specialize=_RUNTIME_INTS)
-def monarch_stage1_kernel(
-    Q,
-    K,
-    V,
-    AR,
-    AL,
-    Y,
-    CL,
-    stride_qb,
-    stride_qh,
-    stride_qn,
-    stride_kb,
-    stride_kh,
-    stride_kn,
-    stride_vb,
-    stride_vh,
-    stride_vn,
-    heads,
-    query_tile_first,
-    query_tiles,
-    key_tiles,
-    b1,
-    b2,
-    tiles_per_group,
-    w_split,
-    rows_per_frame,
-    tile_frames,
-    height,
-    width,
-    query_group_offset,
-    exact_local,
-    qk_scale,
-    HEAD_DIM: tl.constexpr,
-    BLOCK_P: tl.constexpr,
-    BLOCK_I: tl.constexpr,
-    BLOCK_I2: tl.constexpr,
-    TILES_PER_PROGRAM: tl.constexpr,
-    FIRST: tl.constexpr,
-    FINAL: tl.constexpr,
-    HAS_LOCAL: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-    ONE_I_BLOCK: tl.constexpr,
-):
-    stage1_program(
-        tl.program_id(0), tl.program_id(1), tl.program_id(2),
-        Q, K, V, AR, AL, Y, CL, stride_qb, stride_qh, stride_qn, stride_kb, stride_kh, stride_kn, stride_vb,
-        stride_vh, stride_vn, heads, query_tile_first, query_tiles, key_tiles, b1, b2, tiles_per_group,
-        w_split, rows_per_frame, tile_frames, height, width, query_group_offset, exact_local, qk_scale,
-        HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, TILES_PER_PROGRAM, FIRST, FINAL, HAS_LOCAL, DOT_PRECISION,
-        ONE_I_BLOCK,
-    )  # fmt: skip

@@ -48,25 +48,13 @@ grid and tiling; they only enter per-row index math, never a block shape."""
 
 @triton.jit
 def _block_logits(
-    q,
-    AL,
-    CL,
-    base_row,
-    c,
-    c_valid,
-    qk_scale,
-    HEAD_DIM: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-    SCRATCH_CACHE: tl.constexpr,
+    q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM: tl.constexpr, DOT_PRECISION: tl.constexpr
 ):
     """log2 logits ``[BLOCK_L, BLOCK_C]`` of the (m, j) queries against summary keys ``c``."""
     d = tl.arange(0, HEAD_DIM)
     rows = base_row + c.to(tl.int64)
-    al = tl.load(
-        AL + rows[:, None] * HEAD_DIM + d[None, :], mask=c_valid[:, None], other=0.0,
-        cache_modifier=SCRATCH_CACHE,
-    )  # fmt: skip
-    cl = tl.load(CL + rows, mask=c_valid, other=0.0, cache_modifier=SCRATCH_CACHE)
+    al = tl.load(AL + rows[:, None] * HEAD_DIM + d[None, :], mask=c_valid[:, None], other=0.0)
+    cl = tl.load(CL + rows, mask=c_valid, other=0.0)
     s = tl.dot(q, tl.trans(al), input_precision=DOT_PRECISION) * qk_scale - cl[None, :]
     return tl.where(c_valid[None, :], s, float("-inf"))
 
@@ -88,29 +76,20 @@ def _attend_range(
     BLOCK_C: tl.constexpr,
     WITH_VALUES: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
-    SCRATCH_CACHE: tl.constexpr,
 ):
-    """Online softmax over ``c in [c_lo, c_hi)``; with values it also accumulates ``sum p Y``.
-
-    ``SCRATCH_CACHE``: load hint for the intermediates (the fused kernel reads them through L2 only,
-    ``.cg``: another program of the same launch wrote them)."""
+    """Online softmax over ``c in [c_lo, c_hi)``; with values it also accumulates ``sum p Y``."""
     d = tl.arange(0, HEAD_DIM)
     for c0 in range(c_lo, c_hi, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         c_valid = c < c_hi
-        s = _block_logits(
-            q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION, SCRATCH_CACHE
-        )
+        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION)
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
         if WITH_VALUES:
             rows = base_row + c.to(tl.int64)
-            y = tl.load(
-                Y + rows[:, None] * HEAD_DIM + d[None, :], mask=c_valid[:, None], other=0.0,
-                cache_modifier=SCRATCH_CACHE,
-            )  # fmt: skip
+            y = tl.load(Y + rows[:, None] * HEAD_DIM + d[None, :], mask=c_valid[:, None], other=0.0)
             acc = tl.dot(p.to(y.dtype), y, acc * alpha[:, None], input_precision=DOT_PRECISION)
         m_i = m_new
     return m_i, l_i, acc
@@ -139,7 +118,7 @@ def _refine_range(
     for c0 in range(c_lo, c_hi, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         c_valid = c < c_hi
-        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION, "")
+        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION)
         log_l = tl.where(l_valid[:, None], s - lse[:, None], float("-inf"))
         log_l = tl.where(c_valid[None, :], log_l, 0.0)  # padding columns: any finite value
         w = tl.exp2(log_l - tl.max(log_l, 0)[None, :])
@@ -235,90 +214,6 @@ def _local_c_range(
     return lo, hi
 
 
-@triton.jit
-def stage2_column(
-    column,
-    g,
-    Q,
-    AL,
-    Y,
-    CL,
-    LOCAL_OUT,
-    LOCAL_LSE,
-    OUT,
-    stride_qb,
-    stride_qh,
-    stride_qn,
-    stride_ob,
-    stride_oh,
-    stride_on,
-    heads,
-    query_tile_first,
-    query_tiles,
-    key_tiles,
-    b1,
-    b2,
-    tiles_per_group,
-    w_split,
-    rows_per_frame,
-    tile_frames,
-    height,
-    width,
-    query_group_offset,
-    key_groups,
-    exact_local,
-    qk_scale,
-    HEAD_DIM: tl.constexpr,
-    BLOCK_L: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    HAS_LOCAL: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-    SCRATCH_CACHE: tl.constexpr,
-):
-    """Final iteration: ``out[m, :, j] = sum_c L Y`` for one (query tile m, column j): ``column`` is
-    ``m * b2 + j`` within the chunk, ``g`` the head (x batch). The standalone kernel and the fused
-    persistent kernel (``triton_fused``) both run it."""
-    m = column // b2
-    j = column % b2
-    q, token, l_valid = _column_setup(
-        Q, stride_qb, stride_qh, stride_qn, heads, g, m, j, query_tile_first, b1, b2,
-        tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, HEAD_DIM, BLOCK_L,
-        AL.dtype.element_ty,
-    )  # fmt: skip
-    nk = key_tiles * b1
-    flat_column = (g * query_tiles + m).to(tl.int64) * b2 + j
-    base_row = flat_column * nk
-    m_i, l_i = _initial_stats(LOCAL_LSE, flat_column, b1, l_valid, HAS_LOCAL, BLOCK_L)
-    d = tl.arange(0, HEAD_DIM)
-    if HAS_LOCAL:  # the local part's normalised output, weight 1 at max = its log-normaliser
-        local_rows = flat_column * b1 + tl.arange(0, BLOCK_L)
-        acc = tl.load(
-            LOCAL_OUT + local_rows[:, None] * HEAD_DIM + d[None, :], mask=l_valid[:, None], other=0.0
-        )
-    else:
-        acc = tl.zeros([BLOCK_L, HEAD_DIM], tl.float32)
-    lo, hi = _local_c_range(
-        m, query_tile_first, query_group_offset, tiles_per_group, key_groups, exact_local, b1, HAS_LOCAL
-    )
-    m_i, l_i, acc = _attend_range(
-        q, AL, Y, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION,
-        SCRATCH_CACHE,
-    )
-    m_i, l_i, acc = _attend_range(
-        q, AL, Y, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION,
-        SCRATCH_CACHE,
-    )
-    out = acc / l_i[:, None]
-    batch = g // heads
-    head = g % heads
-    o_base = OUT + batch.to(tl.int64) * stride_ob + head.to(tl.int64) * stride_oh
-    tl.store(
-        o_base + token.to(tl.int64)[:, None] * stride_on + d[None, :],
-        out.to(OUT.dtype.element_ty),
-        mask=l_valid[:, None],
-    )
-
-
 @triton.jit(do_not_specialize=_RUNTIME_INTS)
 def monarch_stage2_kernel(
     Q,
@@ -356,13 +251,46 @@ def monarch_stage2_kernel(
     HAS_LOCAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
-    stage2_column(
-        tl.program_id(0), tl.program_id(1),
-        Q, AL, Y, CL, LOCAL_OUT, LOCAL_LSE, OUT, stride_qb, stride_qh, stride_qn, stride_ob, stride_oh,
-        stride_on, heads, query_tile_first, query_tiles, key_tiles, b1, b2, tiles_per_group, w_split,
-        rows_per_frame, tile_frames, height, width, query_group_offset, key_groups, exact_local, qk_scale,
-        HEAD_DIM, BLOCK_L, BLOCK_C, HAS_LOCAL, DOT_PRECISION, "",
+    """Final iteration: ``out[m, :, j] = sum_c L Y`` for one (query tile m, column j)."""
+    column = tl.program_id(0)  # m * b2 + j within the chunk
+    g = tl.program_id(1)
+    m = column // b2
+    j = column % b2
+    q, token, l_valid = _column_setup(
+        Q, stride_qb, stride_qh, stride_qn, heads, g, m, j, query_tile_first, b1, b2,
+        tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, HEAD_DIM, BLOCK_L,
+        AL.dtype.element_ty,
     )  # fmt: skip
+    nk = key_tiles * b1
+    flat_column = (g * query_tiles + m).to(tl.int64) * b2 + j
+    base_row = flat_column * nk
+    m_i, l_i = _initial_stats(LOCAL_LSE, flat_column, b1, l_valid, HAS_LOCAL, BLOCK_L)
+    d = tl.arange(0, HEAD_DIM)
+    if HAS_LOCAL:  # the local part's normalised output, weight 1 at max = its log-normaliser
+        local_rows = flat_column * b1 + tl.arange(0, BLOCK_L)
+        acc = tl.load(
+            LOCAL_OUT + local_rows[:, None] * HEAD_DIM + d[None, :], mask=l_valid[:, None], other=0.0
+        )
+    else:
+        acc = tl.zeros([BLOCK_L, HEAD_DIM], tl.float32)
+    lo, hi = _local_c_range(
+        m, query_tile_first, query_group_offset, tiles_per_group, key_groups, exact_local, b1, HAS_LOCAL
+    )
+    m_i, l_i, acc = _attend_range(
+        q, AL, Y, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION
+    )
+    m_i, l_i, acc = _attend_range(
+        q, AL, Y, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION
+    )
+    out = acc / l_i[:, None]
+    batch = g // heads
+    head = g % heads
+    o_base = OUT + batch.to(tl.int64) * stride_ob + head.to(tl.int64) * stride_oh
+    tl.store(
+        o_base + token.to(tl.int64)[:, None] * stride_on + d[None, :],
+        out.to(OUT.dtype.element_ty),
+        mask=l_valid[:, None],
+    )
 
 
 @triton.jit(do_not_specialize=_RUNTIME_INTS)
@@ -419,10 +347,10 @@ def monarch_refine_kernel(
         m, query_tile_first, query_group_offset, tiles_per_group, key_groups, exact_local, b1, HAS_LOCAL
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, AL, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, ""
+        q, AL, AL, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, AL, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, ""
+        q, AL, AL, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION
     )
     lse = m_i + tl.log2(l_i)
     ar_row0 = (g * query_tiles + m).to(tl.int64) * nk * b2 + j
