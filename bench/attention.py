@@ -248,30 +248,6 @@ def l2_sweep(key: str, shape: Shape) -> dict:
     return rows
 
 
-OVERLAP_SWEEP = (0, 2, 3, 4, 6)
-"""Chunks of query tiles whose final stage 2 runs on a second stream (RTV_MONARCH_OVERLAP_CHUNKS)."""
-
-
-def overlap_sweep(key: str, shape: Shape) -> dict:
-    """Default and node-default Monarch with each OVERLAP_SWEEP value, side by side in this process."""
-    import os
-
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    q = torch.randn(1, shape.heads, shape.query_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-    k = torch.randn(1, shape.heads, shape.key_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-    v = torch.randn(1, shape.heads, shape.key_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-    rows = {}
-    for exact_local in (-1, 1):
-        for chunks in OVERLAP_SWEEP:
-            os.environ["RTV_MONARCH_OVERLAP_CHUNKS"] = str(chunks)
-            name = f"exact_local{exact_local}_overlap{chunks}"
-            ms = timed(lambda el=exact_local: monarch_attention(q, k, v, shape.grid, backend="triton", exact_local=el))
-            rows[name] = ms
-            print(f"  {key:13s} {name:36s} {ms:9.3f} ms", flush=True)
-    os.environ.pop("RTV_MONARCH_OVERLAP_CHUNKS")
-    return rows
-
-
 def host_overhead_us(calls: int = 200) -> dict[str, float]:
     """Host (CPU) microseconds per call at the first Self-Forcing chunk (3 frames against 3),
     where the GPU work is tiny: launch and Python overhead, which bound a few-step causal
@@ -359,9 +335,6 @@ def main() -> None:
         "--l2-sweep", action="store_true", help="also time default Monarch under smaller launches (L2_SWEEP)"
     )
     parser.add_argument(
-        "--overlap-sweep", action="store_true", help="also time Monarch with chunks overlapped on two streams"
-    )
-    parser.add_argument(
         "--overhead", action="store_true", help="also measure host microseconds per call (host_overhead_us)"
     )
     args = parser.parse_args()
@@ -376,9 +349,6 @@ def main() -> None:
         torch.cuda.empty_cache()  # the inputs of the last shape are gone with bench_shape's frame
         if args.l2_sweep:
             result["shapes"][key]["l2_sweep_ms"] = l2_sweep(key, SHAPES[key])
-            torch.cuda.empty_cache()
-        if args.overlap_sweep:
-            result["shapes"][key]["overlap_sweep_ms"] = overlap_sweep(key, SHAPES[key])
             torch.cuda.empty_cache()
     gpu = (
         "h100" if "H100" in result["versions"]["device"] else result["versions"]["device"].split()[-1].lower()

@@ -46,13 +46,6 @@ HEADS_ENV = "RTV_MONARCH_HEADS_PER_LAUNCH"
 of one launch fit in L2, so stage 2 reads them before they reach DRAM (an experiment of
 bench/attention.py --l2-sweep: more, smaller launches against fewer DRAM bytes)."""
 
-OVERLAP_ENV = "RTV_MONARCH_OVERLAP_CHUNKS"
-"""Split a call into at least this many chunks of query tiles and run each chunk's final stage 2 on
-a second stream, beside the next chunk's stage 1 (``0`` or ``1``: one stream, chunks only as the
-scratch budget needs). Stage 1 is bound by latency and stage 2 by DRAM bandwidth, so the two share
-the GPU better than they take turns on it."""
-DEFAULT_OVERLAP_CHUNKS = 0
-
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 HEAD_DIMS = (16, 32, 64, 128, 256)
 """Power-of-two head dims (a Triton block dimension); 16 is the tensor-core minimum."""
@@ -327,11 +320,6 @@ class _Chunk:
     def tile_args(self, plan: _Plan) -> tuple[int, int, int]:
         return plan.q.shape[1], self.first_tile, self.tiles
 
-    def keep_for(self, stream: torch.cuda.Stream) -> None:
-        """Keep the scratch from being reused before ``stream``'s work queued so far has read it."""
-        for tensor in {id(t): t for t in (self.aL, self.cL, self.aR, self.local_out, self.local_lse)}.values():
-            tensor.record_stream(stream)
-
 
 def _launch_local(plan: _Plan, chunk: _Chunk, config: Config) -> None:
     """The exact local tiles (cuDNN's attention over gathered windows, or the Triton flash loop)."""
@@ -474,7 +462,7 @@ MAX_RECIPES = 512
 def _recipe_key(plan: _Plan, iterations: int) -> tuple:
     q, k, v, out = plan.q, plan.k, plan.v, plan.out
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), out.stride(), q.dtype, q.device, plan.layout,
-            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV), _overlap_chunks())  # fmt: skip
+            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV))  # fmt: skip
 
 
 def _forward_heads(plan: _Plan, iterations: int) -> None:
@@ -482,58 +470,20 @@ def _forward_heads(plan: _Plan, iterations: int) -> None:
     recipe = _recipes.get(key)
     if recipe is not None and all(_chosen.get(s.tune_key) is s.config for _, _, steps in recipe for s in steps):
         try:
-            _replay(plan, iterations, recipe)
+            for first_tile, tiles, steps in recipe:
+                chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
+                for step in steps:
+                    step.launch(plan, chunk)
             return
         except torch.OutOfMemoryError:
             # planned when more memory was free (a model loaded since): plan again for what is free
             # now; chunks write disjoint query tiles of ``out``, so running the call again is exact
+            chunk = None
             torch.cuda.empty_cache()
     recipe = _run_and_record(plan, iterations)
     if len(_recipes) >= MAX_RECIPES:
         _recipes.clear()
     _recipes[key] = recipe
-
-
-def _overlap_chunks() -> int:
-    return int(os.environ.get(OVERLAP_ENV, DEFAULT_OVERLAP_CHUNKS))
-
-
-_side_streams: dict[int, torch.cuda.Stream] = {}
-
-
-def _side_stream(device: torch.device) -> torch.cuda.Stream:
-    """A high-priority stream per device for the final stage 2: its programs take SMs as soon as
-    stage-1 programs of the next chunk retire."""
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _side_streams:
-        low, high = torch.cuda.Stream.priority_range()
-        _side_streams[index] = torch.cuda.Stream(device=index, priority=high)
-    return _side_streams[index]
-
-
-def _replay(plan: _Plan, iterations: int, recipe: list[tuple[int, int, list[_Step]]]) -> None:
-    """Launch a recorded recipe; with several chunks (and not under CUDA-graph capture) each chunk's
-    final stage 2 runs on the side stream while the main stream goes on with the next chunk."""
-    overlap = (
-        plan.q.is_cuda and len(recipe) > 1 and _overlap_chunks() > 1 and not torch.cuda.is_current_stream_capturing()
-        and "|stage2|" in recipe[0][2][-1].tune_key
-    )  # fmt: skip
-    if not overlap:
-        for first_tile, tiles, steps in recipe:
-            chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
-            for step in steps:
-                step.launch(plan, chunk)
-        return
-    main, side = torch.cuda.current_stream(plan.q.device), _side_stream(plan.q.device)
-    for first_tile, tiles, steps in recipe:
-        chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
-        for step in steps[:-1]:
-            step.launch(plan, chunk)
-        side.wait_stream(main)
-        with torch.cuda.stream(side):
-            steps[-1].launch(plan, chunk)
-        chunk.keep_for(side)
-    main.wait_stream(side)  # the caller reads ``out`` (and may free q, k, v) on its own stream
 
 
 def _work_bucket(programs: int) -> int:
@@ -554,12 +504,7 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
     q, lay, head_dim = plan.q, plan.layout, plan.head_dim
     elem = torch.finfo(plan.scratch_dtype).bits // 8
     budget = scratch_budget_bytes(q.device)
-    overlap_chunks = _overlap_chunks()
-    if overlap_chunks > 1:  # two chunks' scratch are alive at once (see _replay)
-        budget //= 2
     chunk_tiles = query_tiles_per_chunk(lay, plan.groups, head_dim, elem, iterations, budget)
-    if overlap_chunks > 1:
-        chunk_tiles = min(chunk_tiles, _cdiv(lay.query_tiles, overlap_chunks))
     recipe = []
     for first_tile, tiles in chunk_bounds(lay.query_tiles, chunk_tiles):
         chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)

@@ -253,69 +253,10 @@ def test_one_head_per_launch_with_query_chunks(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
-# Chunks overlapped on two streams: stage 2 of one chunk beside stage 1 of the next
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("query", list(QUERY_FRAMES))
-@pytest.mark.parametrize("mode", ["default", "tiles_hw", "iterations2", "exact_local0", "exact_local1_iterations2"])
-def test_overlapped_chunks_match_reference(monkeypatch, mode, query):
-    """The first call plans (one stream); the second replays the plan with the final stage 2 of each
-    chunk on the side stream. Scratch poisoned in both: a read of a reused buffer shows as NaN."""
-    from rtv.kernels.monarch.triton_monarch import OVERLAP_ENV
-
-    monkeypatch.setenv(OVERLAP_ENV, "3")
-    q, k, v = structured_qkv(SMALL_GRID, QUERY_FRAMES[query], dtype=torch.bfloat16, seed=15)
-    first = check(q, k, v, SMALL_GRID, **MODES[mode])
-    assert check(q, k, v, SMALL_GRID, **MODES[mode]) == first
-
-
-def test_overlapped_chunks_at_the_wan_shape_equal_one_stream(monkeypatch):
-    """Real sizes (12 heads x 128, 21 query tiles in 4 chunks), several replays back to back: the
-    output equals the one-stream run's bit for bit (same kernels, same configs, only the streams differ)."""
-    from rtv.kernels.monarch.triton_monarch import OVERLAP_ENV
-
-    q, k, v = random_qkv(WAN_GRID, heads=12, head_dim=128, dtype=torch.bfloat16, seed=16)
-    monkeypatch.setenv(OVERLAP_ENV, "4")
-    run_triton_poisoned(q, k, v, WAN_GRID)  # plans and tunes
-    monkeypatch.setenv(OVERLAP_ENV, "1")
-    monkeypatch.setenv("RTV_MONARCH_SCRATCH_MB", str(WAN_OVERLAP_SCRATCH_MB))  # the same 4 chunks, one stream
-    one_stream = run_triton_poisoned(q, k, v, WAN_GRID)
-    monkeypatch.delenv("RTV_MONARCH_SCRATCH_MB")
-    monkeypatch.setenv(OVERLAP_ENV, "4")
-    outs = [run_triton_poisoned(q, k, v, WAN_GRID) for _ in range(3)]
-    assert not one_stream.isnan().any()
-    assert all(torch.equal(out, one_stream) for out in outs)
-
-
-def test_overlap_is_off_under_cuda_graph_capture(monkeypatch):
-    """Captured calls (the causal sampler's block graphs) stay on the capturing stream."""
-    from rtv.kernels.monarch.triton_monarch import OVERLAP_ENV, monarch_forward_into
-
-    monkeypatch.setenv(OVERLAP_ENV, "3")
-    q, k, v = structured_qkv(SMALL_GRID, None, dtype=torch.bfloat16, seed=17)
-    layout = monarch_layout(SMALL_GRID, q.shape[-2], k.shape[-2])
-    expected = run_triton_poisoned(q, k, v, SMALL_GRID)  # plans outside the capture
-    out = torch.full_like(q, float("nan"))
-    monarch_forward_into(out, q, k, v, layout)  # warm
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        monarch_forward_into(out, q, k, v, layout)
-    out.fill_(float("nan"))
-    graph.replay()
-    torch.cuda.synchronize()
-    assert torch.equal(out, expected)
-
-
-# --------------------------------------------------------------------------------------------
 # Real Wan 1.3B 480p shapes (12 heads x 128, 21 x 30 x 52 tokens)
 # --------------------------------------------------------------------------------------------
 
 WAN_GRID = (21, 30, 52)
-WAN_OVERLAP_SCRATCH_MB = 1250
-"""A scratch budget that splits the 12-head Wan grid into the 4 chunks (5 + 5 + 5 + 6 query tiles) of
-an overlap of 4: one query tile's aL, Y, cL and local output at 12 heads x 128 dims is 213 MB, so
-1250 MiB holds 6 tiles."""
 
 
 @pytest.mark.parametrize(
