@@ -248,35 +248,6 @@ def l2_sweep(key: str, shape: Shape) -> dict:
     return rows
 
 
-def split_r_ab(key: str, shape: Shape) -> dict:
-    """Default and node-default Monarch with stage 1's float16 products (RTV_MONARCH_SPLIT_R=0) and
-    with bfloat16 keys and R split in two (=1, the default), alternating, in this process."""
-    import os
-
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    q = torch.randn(1, shape.heads, shape.query_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-    k = torch.randn(1, shape.heads, shape.key_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-    v = torch.randn(1, shape.heads, shape.key_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-    rows, outputs = {}, {}
-    for repeat in range(2):  # A, B, A, B: a drift of the clocks shows as a difference between repeats
-        for exact_local in (-1, 1):
-            for split in ("0", "1"):
-                os.environ["RTV_MONARCH_SPLIT_R"] = split
-                name = f"exact_local{exact_local}_split_r{split}_run{repeat}"
-
-                def call(el=exact_local):
-                    return monarch_attention(q, k, v, shape.grid, backend="triton", exact_local=el)
-
-                rows[name] = timed(call)
-                outputs[(exact_local, split)] = call().float()
-                print(f"  {key:13s} {name:36s} {rows[name]:9.3f} ms", flush=True)
-    os.environ.pop("RTV_MONARCH_SPLIT_R")
-    for exact_local in (-1, 1):
-        a, b = outputs[(exact_local, "0")], outputs[(exact_local, "1")]
-        rows[f"exact_local{exact_local}_relative_l2_split_vs_float16"] = ((a - b).norm() / a.norm()).item()
-    return rows
-
-
 def host_overhead_us(calls: int = 200) -> dict[str, float]:
     """Host (CPU) microseconds per call at the first Self-Forcing chunk (3 frames against 3),
     where the GPU work is tiny: launch and Python overhead, which bound a few-step causal
@@ -364,9 +335,6 @@ def main() -> None:
         "--l2-sweep", action="store_true", help="also time default Monarch under smaller launches (L2_SWEEP)"
     )
     parser.add_argument(
-        "--split-r-ab", action="store_true", help="also time stage 1 with and without RTV_MONARCH_SPLIT_R"
-    )
-    parser.add_argument(
         "--overhead", action="store_true", help="also measure host microseconds per call (host_overhead_us)"
     )
     args = parser.parse_args()
@@ -381,9 +349,6 @@ def main() -> None:
         torch.cuda.empty_cache()  # the inputs of the last shape are gone with bench_shape's frame
         if args.l2_sweep:
             result["shapes"][key]["l2_sweep_ms"] = l2_sweep(key, SHAPES[key])
-            torch.cuda.empty_cache()
-        if args.split_r_ab:
-            result["shapes"][key]["split_r_ab"] = split_r_ab(key, SHAPES[key])
             torch.cuda.empty_cache()
     gpu = (
         "h100" if "H100" in result["versions"]["device"] else result["versions"]["device"].split()[-1].lower()

@@ -46,11 +46,6 @@ HEADS_ENV = "RTV_MONARCH_HEADS_PER_LAUNCH"
 of one launch fit in L2, so stage 2 reads them before they reach DRAM (an experiment of
 bench/attention.py --l2-sweep: more, smaller launches against fewer DRAM bytes)."""
 
-SPLIT_R_ENV = "RTV_MONARCH_SPLIT_R"
-"""``1`` (default): with bfloat16 inputs, the first iteration's stage 1 keeps keys and values in
-bfloat16 and sends R to the tensor cores as two bfloat16 terms (``triton_stage1._weighted_rows``)
-instead of converting every key tile to float16; ``0``: the float16 products of earlier versions."""
-
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 HEAD_DIMS = (16, 32, 64, 128, 256)
 """Power-of-two head dims (a Triton block dimension); 16 is the tensor-core minimum."""
@@ -125,11 +120,11 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 5
+STAGE1_REVISION = 4
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
 4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
-programs skip key tiles whose pairs are all attended exactly; 5: bfloat16 keys with R split in two)."""
+programs skip key tiles whose pairs are all attended exactly)."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:
@@ -370,19 +365,13 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
         lay.query_group_offset, max(plan.exact_local, 0), plan.qk_scale,
     )  # fmt: skip
     columns = config["BLOCK_I"] + config.get("BLOCK_I2", 0)
-    one_block = columns >= lay.b2
-    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=one_block,
-                  SPLIT_R=one_block and _split_r(plan, first), **plan.constexprs(), **{"BLOCK_I2": 0, **config})  # fmt: skip
+    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=columns >= lay.b2,
+                  **plan.constexprs(), **{"BLOCK_I2": 0, **config})  # fmt: skip
 
     def launch(plan: _Plan, chunk: _Chunk) -> None:
         kernel(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, *scalars, **blocks)
 
     return launch
-
-
-def _split_r(plan: _Plan, first: bool) -> bool:
-    """Whether stage 1 takes SPLIT_R: bfloat16 queries from Q itself (later iterations read float16 aR)."""
-    return first and plan.q.dtype == torch.bfloat16 and os.environ.get(SPLIT_R_ENV, "1") != "0"
 
 
 def _stage2_args(plan: _Plan, chunk: _Chunk) -> tuple:
@@ -473,7 +462,7 @@ MAX_RECIPES = 512
 def _recipe_key(plan: _Plan, iterations: int) -> tuple:
     q, k, v, out = plan.q, plan.k, plan.v, plan.out
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), out.stride(), q.dtype, q.device, plan.layout,
-            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV), os.environ.get(SPLIT_R_ENV))  # fmt: skip
+            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV))  # fmt: skip
 
 
 def _forward_heads(plan: _Plan, iterations: int) -> None:
@@ -530,8 +519,7 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
             first, final = iteration == 0, iteration == iterations - 1
             key = _tune_key(
                 q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local,
-                rev=STAGE1_REVISION, split=_split_r(plan, first),
-                work=_work_bucket(_cdiv(chunk.tiles * lay.b2, 64) * plan.key_rows * plan.groups),
+                rev=STAGE1_REVISION, work=_work_bucket(_cdiv(chunk.tiles * lay.b2, 64) * plan.key_rows * plan.groups),
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
             steps.append(_tuned_step(key, stage1_candidates(lay.b2), stage1, plan, chunk))

@@ -62,21 +62,6 @@ def _padding(valid):
 
 
 @triton.jit
-def _weighted_rows(R, rows, acc, SPLIT_R: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """``acc + R @ rows`` with R float32. ``SPLIT_R``: R as two bfloat16 terms, ``hi + lo``, so the
-    bfloat16 rows go to the tensor cores as loaded (no float16 copy) and R keeps ~16 bits
-    (one bfloat16 R costs 4-8e-3 of relative error; hi + lo 2-5e-4, below float16's 5-11e-4)."""
-    if SPLIT_R:
-        hi = R.to(tl.bfloat16)
-        lo = (R - hi.to(tl.float32)).to(tl.bfloat16)
-        acc = tl.dot(hi, rows, acc, input_precision=DOT_PRECISION)
-        acc = tl.dot(lo, rows, acc, input_precision=DOT_PRECISION)
-    else:
-        acc = tl.dot(R.to(rows.dtype), rows, acc, input_precision=DOT_PRECISION)
-    return acc
-
-
-@triton.jit
 def _row_summaries(
     q,
     k_base,
@@ -98,17 +83,13 @@ def _row_summaries(
     FINAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     ONE_I_BLOCK: tl.constexpr,
-    SPLIT_R: tl.constexpr,
 ):
     """Store aL, Y and cL (log2 units) of the queries ``q`` against one key row of b2 tokens at
     rows ``out_row`` of the scratch (Y only when ``FINAL``: earlier iterations need aL alone).
 
     ``BLOCK_I2 > 0`` (with ``ONE_I_BLOCK``): the columns are two blocks, ``BLOCK_I`` then ``BLOCK_I2``,
     both in registers before the softmax, so no rescaling: 80 columns (720p) as 64 + 16 instead of
-    padded to 128, 37 % fewer products.
-
-    ``SPLIT_R`` (bfloat16 queries of the first iteration, ``ONE_I_BLOCK`` only): keys and values stay
-    bfloat16 and R goes to the tensor cores as two bfloat16 terms (``_weighted_rows``)."""
+    padded to 128, 37 % fewer products."""
     d = tl.arange(0, HEAD_DIM)
     dtype = q.dtype
     al_ptrs = AL + out_row[:, None] * HEAD_DIM + d[None, :]
@@ -141,22 +122,22 @@ def _row_summaries(
             p2 = tl.exp2(z2 - m_i[:, None])
             l_i += tl.sum(p2, 1)
             pz_i += tl.sum(p2 * z2, 1)
-        R = p / l_i[:, None]
-        aL = _weighted_rows(R, keys, tl.zeros([BLOCK_P, HEAD_DIM], tl.float32), SPLIT_R, DOT_PRECISION)
+        R = (p / l_i[:, None]).to(dtype)
+        aL = tl.dot(R, keys, input_precision=DOT_PRECISION)
         if BLOCK_I2 > 0:
-            R2 = p2 / l_i[:, None]
-            aL = _weighted_rows(R2, keys2, aL, SPLIT_R, DOT_PRECISION)
+            R2 = (p2 / l_i[:, None]).to(dtype)
+            aL = tl.dot(R2, keys2, aL, input_precision=DOT_PRECISION)
         tl.store(al_ptrs, aL.to(AL.dtype.element_ty), mask=active[:, None])
         if FINAL:
             values = tl.load(
                 v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
             )
-            y = _weighted_rows(R, values.to(dtype), tl.zeros([BLOCK_P, HEAD_DIM], tl.float32), SPLIT_R, DOT_PRECISION)
+            y = tl.dot(R, values.to(dtype), input_precision=DOT_PRECISION)
             if BLOCK_I2 > 0:
                 values2 = tl.load(
                     v_base + token2[:, None] * stride_vn + d[None, :], mask=i2_valid[:, None], other=0.0
                 )
-                y = _weighted_rows(R2, values2.to(dtype), y, SPLIT_R, DOT_PRECISION)
+                y = tl.dot(R2, values2.to(dtype), y, input_precision=DOT_PRECISION)
             tl.store(y_ptrs, y.to(Y.dtype.element_ty), mask=active[:, None])
     else:
         m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)
@@ -236,7 +217,6 @@ def monarch_stage1_kernel(
     HAS_LOCAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     ONE_I_BLOCK: tl.constexpr,
-    SPLIT_R: tl.constexpr,
 ):
     pid_p = tl.program_id(0)
     pid_nk = tl.program_id(1)
@@ -268,9 +248,7 @@ def monarch_stage1_kernel(
             q_base + (q_token + j).to(tl.int64)[:, None] * stride_qn + d[None, :],
             mask=valid[:, None],
             other=0.0,
-        )
-        if not SPLIT_R:  # products in the scratch dtype; split R keeps the bfloat16 inputs as they are
-            q_first = q_first.to(scratch_dtype)
+        ).to(scratch_dtype)
 
     # Several key tiles per program: the loads of the next tile overlap this tile's products.
     for n in range(n_first, n_last):
@@ -296,5 +274,5 @@ def monarch_stage1_kernel(
             )
             _row_summaries(
                 q, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL, out_row0 + n * b1,
-                active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION, ONE_I_BLOCK, SPLIT_R,
+                active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION, ONE_I_BLOCK,
             )  # fmt: skip

@@ -166,30 +166,6 @@ def test_batch_noncontiguous_inputs_and_custom_scale():
     check(q, k, v, grid, scale=0.2, iterations=2)
 
 
-@pytest.mark.parametrize("query", list(QUERY_FRAMES))
-@pytest.mark.parametrize("mode", ["default", "exact_local0", "iterations2", "tiles_hw"])
-def test_bf16_float16_products_without_split_r(monkeypatch, mode, query):
-    """RTV_MONARCH_SPLIT_R=0: stage 1 converts bfloat16 key tiles to float16 (the path before split R)."""
-    from rtv.kernels.monarch.triton_monarch import SPLIT_R_ENV
-
-    monkeypatch.setenv(SPLIT_R_ENV, "0")
-    q, k, v = structured_qkv(SMALL_GRID, QUERY_FRAMES[query], dtype=torch.bfloat16, seed=18)
-    check(q, k, v, SMALL_GRID, **MODES[mode])
-
-
-def test_split_r_is_at_least_as_accurate_as_float16_products(monkeypatch):
-    """Split R (hi + lo in bfloat16) against the float16 products, on peaked attention at 128 dims."""
-    from rtv.kernels.monarch.triton_monarch import SPLIT_R_ENV
-
-    grid = (4, 30, 52)
-    q, k, v = random_qkv(grid, heads=2, head_dim=128, dtype=torch.bfloat16, seed=19)
-    errors = {}
-    for split in ("0", "1"):
-        monkeypatch.setenv(SPLIT_R_ENV, split)
-        errors[split] = check(q, k, v, grid)
-    assert errors["1"] <= 1.1 * errors["0"], errors
-
-
 def test_scratch_split_into_many_query_chunks(monkeypatch):
     """A tiny scratch budget forces one query tile per chunk; the result must not change."""
     monkeypatch.setenv("RTV_MONARCH_SCRATCH_MB", "0.001")
