@@ -120,11 +120,12 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 4
+STAGE1_REVISION = 5
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
 4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
-programs skip key tiles whose pairs are all attended exactly)."""
+programs skip key tiles whose pairs are all attended exactly; 5: every program steps over the key
+tiles attended exactly by its whole pair block)."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:

@@ -1,0 +1,127 @@
+"""A stage-1 kernel change against its baseline, alternating in one process (A, B, A, B).
+
+Kernel changes move Monarch's time by a few percent, less than the spread between processes
+(autotuning choices, clocks), so a change is measured against the kernel it replaces in the same
+process: the baseline stage-1 module (``triton_stage1.py`` of another revision, e.g.
+``git show HEAD~1:kernels/monarch/triton_stage1.py > /tmp/base_stage1.py``) is loaded into the
+package under another name, and each variant keeps its own tuned choices and launch plans. Prints a
+table, writes JSON (device, versions, times, relative L2 between the variants' outputs).
+
+    python bench/monarch_ab.py --baseline /tmp/base_stage1.py --shapes full_480p,full_720p --out /tmp/ab.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attention import DTYPE, HEAD_DIM, SHAPES, timed, versions  # noqa: E402
+
+import rtv.kernels.monarch as monarch  # noqa: E402
+from rtv.kernels.monarch import autotune_cache, monarch_attention  # noqa: E402
+from rtv.kernels.monarch import triton_monarch as tm  # noqa: E402
+
+SETTINGS = {"plain": {}, "node_default": {"exact_local": 1}}
+
+
+def load_baseline(path: Path):
+    """The baseline module inside the package (its relative imports resolve), as ``_ab_baseline_stage1``."""
+    name = f"{monarch.__name__}._ab_baseline_stage1"
+    target = Path(monarch.__file__).parent / "_ab_baseline_stage1.py"
+    shutil.copyfile(path, target)
+    spec = importlib.util.spec_from_file_location(name, target)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)  # Triton reads the jit functions' source while decorating them
+    finally:
+        target.unlink()
+    return module
+
+
+class Variant:
+    """One stage-1 kernel with its own tuned choices, launch plans and autotune file."""
+
+    def __init__(self, name: str, kernel, cache_dir: Path) -> None:
+        self.name, self.kernel, self.cache_dir = name, kernel, cache_dir
+        self.chosen: dict = {}
+        self.recipes: dict = {}
+
+    def __enter__(self):
+        tm.monarch_stage1_kernel = self.kernel
+        tm._chosen, tm._recipes = self.chosen, self.recipes
+        self._env = autotune_cache.default_cache_path
+        autotune_cache.default_cache_path = lambda: self.cache_dir / "monarch_autotune.json"
+        autotune_cache._shared_cache = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        autotune_cache.default_cache_path = self._env
+        autotune_cache._shared_cache = None
+
+
+def bench_shape(key: str, variants: list[Variant], settings: list[str], repeats: int) -> dict:
+    shape = SHAPES[key]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (
+        torch.randn(1, shape.heads, n, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+        for n in (shape.query_tokens, shape.key_tokens, shape.key_tokens)
+    )
+    rows: dict = {}
+    for setting in settings:
+
+        def call(s=SETTINGS[setting]):
+            return monarch_attention(q, k, v, shape.grid, backend="triton", **s)
+
+        entry, outputs = rows.setdefault(setting, {}), {}
+        for repeat in range(repeats):
+            for variant in variants:
+                with variant:
+                    ms = timed(call)
+                    outputs[variant.name] = call().float()
+                entry.setdefault(variant.name, []).append(ms)
+                print(f"{key:11s} {setting:13s} {variant.name:9s} {repeat:3d} {ms:9.3f}", flush=True)
+        a, b = outputs["baseline"], outputs["change"]
+        entry["relative_l2_change_vs_baseline"] = ((a - b).norm() / a.norm()).item()
+        ratios = sorted(x / y for x, y in zip(entry["baseline"], entry["change"]))
+        entry["median_ratio_baseline_over_change"] = ratios[len(ratios) // 2]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, required=True, help="triton_stage1.py of the baseline revision")
+    parser.add_argument("--shapes", default="full_480p,chunk_last,full_720p")
+    parser.add_argument("--settings", default="plain,node_default", help=f"subset of {list(SETTINGS)}")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    baseline = load_baseline(args.baseline)
+    tmp = Path(tempfile.mkdtemp(prefix="monarch-ab-"))
+    variants = [
+        Variant("baseline", baseline.monarch_stage1_kernel, tmp / "baseline"),
+        Variant("change", tm.monarch_stage1_kernel, tmp / "change"),
+    ]
+    result = {"versions": versions(), "dtype": str(DTYPE), "head_dim": HEAD_DIM, "baseline": str(args.baseline),
+              "shapes": {}}  # fmt: skip
+    print(f"{'shape':11s} {'setting':13s} {'variant':9s} {'run':>3s} {'ms':>9s}")
+    for key in args.shapes.split(","):
+        result["shapes"][key] = bench_shape(key, variants, args.settings.split(","), args.repeats)
+        torch.cuda.empty_cache()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: {s: e["median_ratio_baseline_over_change"] for s, e in r.items()} for k, r in
+                      result["shapes"].items()}))  # fmt: skip
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
