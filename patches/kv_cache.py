@@ -37,7 +37,7 @@ from comfy.ldm.modules.attention import optimized_attention
 from .cuda_graphs import time_embedding_on_device
 from .fused_block import fuse_wan_blocks
 from .rope import apply_frame_positions
-from .self_attention import _projected_marked_forward, norm_rope, self_attention_marked
+from .self_attention import norm_rope, projected_marked_forward, self_attention_marked
 
 KV_CACHE_KEY = "rtv_kv_cache"
 PATCH_KEY = "rtv_kv_cache"
@@ -238,7 +238,7 @@ class KVCacheState:
 def cached_self_attention(attn, block: int):
     """Replacement for ``blocks[block].self_attn.forward`` (``attn``: that WanSelfAttention)."""
 
-    uncached = _projected_marked_forward(attn, block)
+    uncached = projected_marked_forward(attn, block)
 
     def forward(x, freqs, transformer_options=None, **kwargs):
         transformer_options = transformer_options or {}

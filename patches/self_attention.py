@@ -27,7 +27,7 @@ def _marked_forward(inner, block_index: int):
     return forward
 
 
-def _projected_marked_forward(attn, block_index: int):
+def projected_marked_forward(attn, block_index: int):
     """``WanSelfAttention.forward`` of ``attn``, marked, with its q/k norm + RoPE in one pass each."""
 
     def forward(x, freqs, transformer_options=None, **kwargs):
@@ -49,7 +49,7 @@ def mark_self_attention(model) -> list[int]:
         for path, block_index in paths:
             attn = model.get_model_object(path.removesuffix(".forward"))
             if path not in model.object_patches and type(attn).forward is WanSelfAttention.forward:
-                model.add_object_patch(path, _projected_marked_forward(attn, block_index))
+                model.add_object_patch(path, projected_marked_forward(attn, block_index))
             else:
                 model.add_object_patch(path, _marked_forward(model.get_model_object(path), block_index))
         to[MARKED_FLAG] = True

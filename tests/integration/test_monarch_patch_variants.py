@@ -107,7 +107,7 @@ def test_fused_block_and_projection_steps_are_comfyuis_bit_for_bit_on_the_cpu(va
                     if p.startswith("diffusion_model.blocks.") and "fused_block_forward" in f.__qualname__]
     assert len(fused_blocks) == len(dm.blocks)
     projected = [p for p, f in patched.object_patches.items() if p.endswith("self_attn.forward")
-                 and "_projected_marked_forward" in f.__qualname__]
+                 and "projected_marked_forward" in f.__qualname__]
     assert len(projected) == len(dm.blocks) + len(getattr(dm, "vace_blocks", []) or [])
 
     assert torch.equal(_sample(patched, variant), _sample(model, variant))
