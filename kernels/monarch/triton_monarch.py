@@ -120,12 +120,12 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 5
+STAGE1_REVISION = 6
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
 4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
 programs skip key tiles whose pairs are all attended exactly; 5: every program steps over the key
-tiles attended exactly by its whole pair block)."""
+tiles attended exactly by its whole pair block; 6: HALF_D candidates)."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:
@@ -155,6 +155,13 @@ def stage1_candidates(b2: int) -> list[Config]:
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "maxnreg": 128},
         # one tile per program skips blocks of exact local pairs (174 registers uncapped: 2 per SM)
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "maxnreg": 168},
+        # aL and Y in two halves of the head dim (ptxas, 52 columns, D 128): the 4-tile pipeline fits
+        # 168 registers without spilling (104 bytes before) and 128 with 56; one tile takes 126: 4 per SM
+        {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2, "maxnreg": 168,
+         "HALF_D": True},
+        {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2, "maxnreg": 128,
+         "HALF_D": True},
+        {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1, "HALF_D": True},
     ]
     split = _two_column_blocks(b2)
     if split is not None:  # e.g. 80 columns as 64 + 16: no padding to 128, no online rescaling
@@ -166,6 +173,11 @@ def stage1_candidates(b2: int) -> list[Config]:
              "maxnreg": 168},
             {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2,
              "maxnreg": 168},
+            # halves of the head dim: 4 tiles at 168 registers spill 24 bytes (144 before); one tile takes 152
+            {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 4, "num_warps": 4, "num_stages": 2,
+             "maxnreg": 168, "HALF_D": True},
+            {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1,
+             "HALF_D": True},
         ]  # fmt: skip
     if block_i > 32 and block_i / b2 > PAD_WASTE_FOR_SMALL_I:
         configs += [
@@ -365,9 +377,12 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
         *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
         lay.query_group_offset, max(plan.exact_local, 0), plan.qk_scale,
     )  # fmt: skip
-    columns = config["BLOCK_I"] + config.get("BLOCK_I2", 0)
-    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=columns >= lay.b2,
+    one_block = config["BLOCK_I"] + config.get("BLOCK_I2", 0) >= lay.b2
+    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=one_block,
                   **plan.constexprs(), **{"BLOCK_I2": 0, **config})  # fmt: skip
+    blocks.pop("HALF_D", None)
+    if config.get("HALF_D") and one_block and plan.head_dim >= 2 * MIN_BLOCK:
+        blocks["HALF_D"] = True  # passed only when set: older stage-1 kernels (bench/monarch_ab.py) lack it
 
     def launch(plan: _Plan, chunk: _Chunk) -> None:
         kernel(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, *scalars, **blocks)

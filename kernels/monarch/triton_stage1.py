@@ -62,6 +62,89 @@ def _padding(valid):
 
 
 @triton.jit
+def _half_tile(base, token, stride, valid, first_dim: tl.constexpr, HALF: tl.constexpr, dtype: tl.constexpr):
+    """Rows ``token`` of ``base``, dims ``[first_dim, first_dim + HALF)``, zero where not ``valid``."""
+    d = first_dim + tl.arange(0, HALF)
+    return tl.load(base + token[:, None] * stride + d[None, :], mask=valid[:, None], other=0.0).to(dtype)
+
+
+@triton.jit
+def _row_summaries_half_d(
+    q_lo,
+    q_hi,
+    k_base,
+    v_base,
+    stride_kn,
+    stride_vn,
+    key_row,
+    b2,
+    qk_scale,
+    AL,
+    Y,
+    CL,
+    out_row,
+    active,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    BLOCK_I2: tl.constexpr,
+    FINAL: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    """``_row_summaries`` (one column block, or two) with every product after the logits split in
+    two halves of the head dim: aL and Y are each two [BLOCK_P, D/2] accumulators, stored one after
+    the other, so the largest live accumulator has half the registers."""
+    HALF: tl.constexpr = HEAD_DIM // 2
+    dtype = q_lo.dtype
+    dh = tl.arange(0, HALF)
+    i = tl.arange(0, BLOCK_I)
+    i_valid = i < b2
+    token = (key_row + i).to(tl.int64)
+    k_lo = _half_tile(k_base, token, stride_kn, i_valid, 0, HALF, dtype)
+    k_hi = _half_tile(k_base, token, stride_kn, i_valid, HALF, HALF, dtype)
+    z = tl.dot(q_lo, tl.trans(k_lo), input_precision=DOT_PRECISION)
+    z = tl.dot(q_hi, tl.trans(k_hi), z, input_precision=DOT_PRECISION) * qk_scale + _padding(i_valid)[None, :]
+    m_i = tl.max(z, 1)
+    if BLOCK_I2 > 0:
+        i2 = BLOCK_I + tl.arange(0, BLOCK_I2)
+        i2_valid = i2 < b2
+        token2 = (key_row + i2).to(tl.int64)
+        k2_lo = _half_tile(k_base, token2, stride_kn, i2_valid, 0, HALF, dtype)
+        k2_hi = _half_tile(k_base, token2, stride_kn, i2_valid, HALF, HALF, dtype)
+        z2 = tl.dot(q_lo, tl.trans(k2_lo), input_precision=DOT_PRECISION)
+        z2 = tl.dot(q_hi, tl.trans(k2_hi), z2, input_precision=DOT_PRECISION) * qk_scale
+        z2 += _padding(i2_valid)[None, :]
+        m_i = tl.maximum(m_i, tl.max(z2, 1))
+    p = tl.exp2(z - m_i[:, None])
+    l_i = tl.sum(p, 1)
+    pz_i = tl.sum(p * z, 1)
+    if BLOCK_I2 > 0:
+        p2 = tl.exp2(z2 - m_i[:, None])
+        l_i += tl.sum(p2, 1)
+        pz_i += tl.sum(p2 * z2, 1)
+    R = (p / l_i[:, None]).to(dtype)
+    al_lo = AL + out_row[:, None] * HEAD_DIM + dh[None, :]
+    acc = tl.dot(R, k_lo, input_precision=DOT_PRECISION)
+    if BLOCK_I2 > 0:
+        R2 = (p2 / l_i[:, None]).to(dtype)
+        acc = tl.dot(R2, k2_lo, acc, input_precision=DOT_PRECISION)
+    tl.store(al_lo, acc.to(AL.dtype.element_ty), mask=active[:, None])
+    acc = tl.dot(R, k_hi, input_precision=DOT_PRECISION)
+    if BLOCK_I2 > 0:
+        acc = tl.dot(R2, k2_hi, acc, input_precision=DOT_PRECISION)
+    tl.store(al_lo + HALF, acc.to(AL.dtype.element_ty), mask=active[:, None])
+    if FINAL:
+        y_lo = Y + out_row[:, None] * HEAD_DIM + dh[None, :]
+        for half in tl.static_range(2):
+            acc = tl.dot(R, _half_tile(v_base, token, stride_vn, i_valid, half * HALF, HALF, dtype),
+                         input_precision=DOT_PRECISION)  # fmt: skip
+            if BLOCK_I2 > 0:
+                v2 = _half_tile(v_base, token2, stride_vn, i2_valid, half * HALF, HALF, dtype)
+                acc = tl.dot(R2, v2, acc, input_precision=DOT_PRECISION)
+            tl.store(y_lo + half * HALF, acc.to(Y.dtype.element_ty), mask=active[:, None])
+    tl.store(CL + out_row, pz_i / l_i - m_i - tl.log2(l_i), mask=active)
+
+
+@triton.jit
 def _row_summaries(
     q,
     k_base,
@@ -217,7 +300,10 @@ def monarch_stage1_kernel(
     HAS_LOCAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     ONE_I_BLOCK: tl.constexpr,
+    HALF_D: tl.constexpr = False,
 ):
+    """``HALF_D`` (with ``ONE_I_BLOCK``): the products after the logits in two halves of the head
+    dim (``_row_summaries_half_d``), for fewer registers per program."""
     pid_p = tl.program_id(0)
     pid_nk = tl.program_id(1)
     g = tl.program_id(2)
@@ -259,11 +345,14 @@ def monarch_stage1_kernel(
             query_tile_first + m, k, tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, b2
         )
         q_base = Q + batch.to(tl.int64) * stride_qb + head.to(tl.int64) * stride_qh
-        q_first = tl.load(
-            q_base + (q_token + j).to(tl.int64)[:, None] * stride_qn + d[None, :],
-            mask=valid[:, None],
-            other=0.0,
-        ).to(scratch_dtype)
+        q_rows = (q_token + j).to(tl.int64)
+        if HALF_D:
+            q_first = _half_tile(q_base, q_rows, stride_qn, valid, 0, HEAD_DIM // 2, scratch_dtype)
+            q_first_hi = _half_tile(q_base, q_rows, stride_qn, valid, HEAD_DIM // 2, HEAD_DIM // 2, scratch_dtype)
+        else:
+            q_first = tl.load(
+                q_base + q_rows[:, None] * stride_qn + d[None, :], mask=valid[:, None], other=0.0
+            ).to(scratch_dtype)
 
     # Several key tiles per program: the loads of the next tile overlap this tile's products.
     for t in range(n_first, n_last):
@@ -280,15 +369,28 @@ def monarch_stage1_kernel(
         else:
             any_active = True
         if any_active:
-            if FIRST:
-                q = q_first
-            else:
-                ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
-                q = tl.load(AR + ar_row[:, None] * HEAD_DIM + d[None, :], mask=active[:, None], other=0.0)
             key_row = tile_row_token(
                 n, k, tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, b2
             )
-            _row_summaries(
-                q, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL, out_row0 + n * b1,
-                active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION, ONE_I_BLOCK,
-            )  # fmt: skip
+            if HALF_D:
+                if FIRST:
+                    q, q_hi = q_first, q_first_hi
+                else:
+                    ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
+                    q = _half_tile(AR, ar_row, HEAD_DIM, active, 0, HEAD_DIM // 2, scratch_dtype)
+                    q_hi = _half_tile(AR, ar_row, HEAD_DIM, active, HEAD_DIM // 2, HEAD_DIM // 2, scratch_dtype)
+                _row_summaries_half_d(
+                    q, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL,
+                    out_row0 + n * b1, active, HEAD_DIM, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
+                )  # fmt: skip
+            else:
+                if FIRST:
+                    q = q_first
+                else:
+                    ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
+                    q = tl.load(AR + ar_row[:, None] * HEAD_DIM + d[None, :], mask=active[:, None], other=0.0)
+                _row_summaries(
+                    q, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL,
+                    out_row0 + n * b1, active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
+                    ONE_I_BLOCK,
+                )  # fmt: skip

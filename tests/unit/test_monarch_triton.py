@@ -193,6 +193,37 @@ def test_eighty_columns_as_two_column_blocks(monkeypatch, tmp_path, dtype, setti
     assert chosen and all(c.get("BLOCK_I2") == 16 for c in chosen)
 
 
+HALF_D_CASES = [
+    (torch.bfloat16, None, {}),
+    (torch.bfloat16, 2, {}),
+    (torch.bfloat16, None, {"iterations": 2}),
+    (torch.bfloat16, None, {"exact_local": 1}),
+    (torch.bfloat16, 2, {"exact_local": 0, "iterations": 3}),
+    (torch.float32, None, {}),  # float32 kernels compile slowly: one case
+]
+
+
+@pytest.mark.parametrize("columns", [52, 80], ids=["one_block", "two_blocks"])
+@pytest.mark.parametrize(
+    "dtype, query, settings", HALF_D_CASES, ids=["full", "chunk", "full-it2", "full-local1", "chunk-local0-it3", "fp32"]
+)
+def test_half_head_dim_candidates(monkeypatch, dtype, columns, query, settings):
+    """Stage 1 with aL and Y in two halves of the head dim (HALF_D), when only those candidates are
+    offered: every tile-count variant of them, one after the other."""
+    from rtv.kernels.monarch import triton_monarch
+
+    half = [c for c in triton_monarch.stage1_candidates(columns) if c.get("HALF_D")]
+    assert half
+    grid = (4, 4, columns)
+    q, k, v = structured_qkv(grid, query, head_dim=64, dtype=dtype, seed=20)
+    for config in half:  # tuning is off in these tests: the only candidate runs
+        monkeypatch.setattr(triton_monarch, "_chosen", {})
+        monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, c=config: [c])
+        check(q, k, v, grid, **settings)
+        chosen = [c for key, c in triton_monarch._chosen.items() if "|stage1|" in key]
+        assert chosen and all(c == config for c in chosen)
+
+
 def test_a_plan_that_no_longer_fits_in_memory_is_made_again(monkeypatch):
     """Launch plans are kept per call shape; one whose scratch cannot be allocated any more (a model
     was loaded since) is planned again for the memory free now, and the output is still complete."""
