@@ -62,6 +62,21 @@ def _padding(valid):
 
 
 @triton.jit
+def _softmax_sums(z, z2, m_i, TWO_BLOCKS: tl.constexpr):
+    """exp2 of the logits less the row max (``p``, and ``p2`` of the second column block), their row
+    sum and the row sum of ``p * z`` (the entropy term)."""
+    p = tl.exp2(z - m_i[:, None])
+    l_i = tl.sum(p, 1)
+    pz_i = tl.sum(p * z, 1)
+    p2 = p
+    if TWO_BLOCKS:
+        p2 = tl.exp2(z2 - m_i[:, None])
+        l_i += tl.sum(p2, 1)
+        pz_i += tl.sum(p2 * z2, 1)
+    return p, p2, l_i, pz_i
+
+
+@triton.jit
 def _half_tile(base, token, stride, valid, first_dim: tl.constexpr, HALF: tl.constexpr, dtype: tl.constexpr):
     """Rows ``token`` of ``base``, dims ``[first_dim, first_dim + HALF)``, zero where not ``valid``."""
     d = first_dim + tl.arange(0, HALF)
@@ -104,6 +119,7 @@ def _row_summaries_half_d(
     z = tl.dot(q_lo, tl.trans(k_lo), input_precision=DOT_PRECISION)
     z = tl.dot(q_hi, tl.trans(k_hi), z, input_precision=DOT_PRECISION) * qk_scale + _padding(i_valid)[None, :]
     m_i = tl.max(z, 1)
+    z2 = z
     if BLOCK_I2 > 0:
         i2 = BLOCK_I + tl.arange(0, BLOCK_I2)
         i2_valid = i2 < b2
@@ -114,13 +130,7 @@ def _row_summaries_half_d(
         z2 = tl.dot(q_hi, tl.trans(k2_hi), z2, input_precision=DOT_PRECISION) * qk_scale
         z2 += _padding(i2_valid)[None, :]
         m_i = tl.maximum(m_i, tl.max(z2, 1))
-    p = tl.exp2(z - m_i[:, None])
-    l_i = tl.sum(p, 1)
-    pz_i = tl.sum(p * z, 1)
-    if BLOCK_I2 > 0:
-        p2 = tl.exp2(z2 - m_i[:, None])
-        l_i += tl.sum(p2, 1)
-        pz_i += tl.sum(p2 * z2, 1)
+    p, p2, l_i, pz_i = _softmax_sums(z, z2, m_i, BLOCK_I2 > 0)
     R = (p / l_i[:, None]).to(dtype)
     al_lo = AL + out_row[:, None] * HEAD_DIM + dh[None, :]
     acc = tl.dot(R, k_lo, input_precision=DOT_PRECISION)
@@ -190,6 +200,7 @@ def _row_summaries(
         # to -inf): their p is exactly 0 and p * z stays 0 in the entropy sum, with no second mask
         z = tl.dot(q, tl.trans(keys), input_precision=DOT_PRECISION) * qk_scale + _padding(i_valid)[None, :]
         m_i = tl.max(z, 1)
+        z2 = z
         if BLOCK_I2 > 0:
             i2 = BLOCK_I + tl.arange(0, BLOCK_I2)
             i2_valid = i2 < b2
@@ -198,13 +209,7 @@ def _row_summaries(
             keys2 = keys2.to(dtype)
             z2 = tl.dot(q, tl.trans(keys2), input_precision=DOT_PRECISION) * qk_scale + _padding(i2_valid)[None, :]
             m_i = tl.maximum(m_i, tl.max(z2, 1))
-        p = tl.exp2(z - m_i[:, None])
-        l_i = tl.sum(p, 1)
-        pz_i = tl.sum(p * z, 1)
-        if BLOCK_I2 > 0:
-            p2 = tl.exp2(z2 - m_i[:, None])
-            l_i += tl.sum(p2, 1)
-            pz_i += tl.sum(p2 * z2, 1)
+        p, p2, l_i, pz_i = _softmax_sums(z, z2, m_i, BLOCK_I2 > 0)
         R = (p / l_i[:, None]).to(dtype)
         aL = tl.dot(R, keys, input_precision=DOT_PRECISION)
         if BLOCK_I2 > 0:
