@@ -62,6 +62,13 @@ def _padding(valid):
 
 
 @triton.jit
+def _key_columns(key_row, first: tl.constexpr, BLOCK: tl.constexpr, b2):
+    """Validity and token index of key columns ``[first, first + BLOCK)`` of the row at ``key_row``."""
+    i = first + tl.arange(0, BLOCK)
+    return i < b2, (key_row + i).to(tl.int64)
+
+
+@triton.jit
 def _softmax_sums(z, z2, m_i, TWO_BLOCKS: tl.constexpr):
     """exp2 of the logits less the row max (``p``, and ``p2`` of the second column block), their row
     sum and the row sum of ``p * z`` (the entropy term)."""
@@ -84,36 +91,19 @@ def _half_tile(base, token, stride, valid, first_dim: tl.constexpr, HALF: tl.con
 
 
 @triton.jit
-def _row_summaries_half_d(
-    q_lo,
-    q_hi,
-    k_base,
-    v_base,
-    stride_kn,
-    stride_vn,
-    key_row,
-    b2,
-    qk_scale,
-    AL,
-    Y,
-    CL,
-    out_row,
-    active,
-    HEAD_DIM: tl.constexpr,
-    BLOCK_I: tl.constexpr,
-    BLOCK_I2: tl.constexpr,
-    FINAL: tl.constexpr,
+def _half_d_summaries(
+    q_lo, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, out_row, active,
+    HEAD_DIM: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_I2: tl.constexpr, FINAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
-):
-    """``_row_summaries`` (one column block, or two) with every product after the logits split in
-    two halves of the head dim: aL and Y are each two [BLOCK_P, D/2] accumulators, stored one after
-    the other, so the largest live accumulator has half the registers."""
+):  # fmt: skip
+    """``_row_summaries`` with ``HALF_D`` (one column block, or two): every product after the logits
+    is split in two halves of the head dim, so aL and Y are each two [BLOCK_P, D/2] accumulators,
+    stored one after the other, and the largest live accumulator has half the registers. Returns the
+    softmax statistics (max, sum, sum of p * z) for the caller's cL."""
     HALF: tl.constexpr = HEAD_DIM // 2
     dtype = q_lo.dtype
     dh = tl.arange(0, HALF)
-    i = tl.arange(0, BLOCK_I)
-    i_valid = i < b2
-    token = (key_row + i).to(tl.int64)
+    i_valid, token = _key_columns(key_row, 0, BLOCK_I, b2)
     k_lo = _half_tile(k_base, token, stride_kn, i_valid, 0, HALF, dtype)
     k_hi = _half_tile(k_base, token, stride_kn, i_valid, HALF, HALF, dtype)
     z = tl.dot(q_lo, tl.trans(k_lo), input_precision=DOT_PRECISION)
@@ -121,9 +111,7 @@ def _row_summaries_half_d(
     m_i = tl.max(z, 1)
     z2 = z
     if BLOCK_I2 > 0:
-        i2 = BLOCK_I + tl.arange(0, BLOCK_I2)
-        i2_valid = i2 < b2
-        token2 = (key_row + i2).to(tl.int64)
+        i2_valid, token2 = _key_columns(key_row, BLOCK_I, BLOCK_I2, b2)
         k2_lo = _half_tile(k_base, token2, stride_kn, i2_valid, 0, HALF, dtype)
         k2_hi = _half_tile(k_base, token2, stride_kn, i2_valid, HALF, HALF, dtype)
         z2 = tl.dot(q_lo, tl.trans(k2_lo), input_precision=DOT_PRECISION)
@@ -151,12 +139,13 @@ def _row_summaries_half_d(
                 v2 = _half_tile(v_base, token2, stride_vn, i2_valid, half * HALF, HALF, dtype)
                 acc = tl.dot(R2, v2, acc, input_precision=DOT_PRECISION)
             tl.store(y_lo + half * HALF, acc.to(Y.dtype.element_ty), mask=active[:, None])
-    tl.store(CL + out_row, pz_i / l_i - m_i - tl.log2(l_i), mask=active)
+    return m_i, l_i, pz_i
 
 
 @triton.jit
 def _row_summaries(
     q,
+    q_hi,
     k_base,
     v_base,
     stride_kn,
@@ -176,9 +165,13 @@ def _row_summaries(
     FINAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     ONE_I_BLOCK: tl.constexpr,
+    HALF_D: tl.constexpr,
 ):
     """Store aL, Y and cL (log2 units) of the queries ``q`` against one key row of b2 tokens at
     rows ``out_row`` of the scratch (Y only when ``FINAL``: earlier iterations need aL alone).
+
+    ``HALF_D`` (with ``ONE_I_BLOCK``): ``q`` and ``q_hi`` are the two halves of the head dim and the
+    products run per half (``_half_d_summaries``); otherwise ``q_hi`` is not read.
 
     ``BLOCK_I2 > 0`` (with ``ONE_I_BLOCK``): the columns are two blocks, ``BLOCK_I`` then ``BLOCK_I2``,
     both in registers before the softmax, so no rescaling: 80 columns (720p) as 64 + 16 instead of
@@ -187,13 +180,16 @@ def _row_summaries(
     dtype = q.dtype
     al_ptrs = AL + out_row[:, None] * HEAD_DIM + d[None, :]
     y_ptrs = Y + out_row[:, None] * HEAD_DIM + d[None, :]
-    if ONE_I_BLOCK:
+    if HALF_D:
+        m_i, l_i, pz_i = _half_d_summaries(
+            q, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, out_row, active,
+            HEAD_DIM, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
+        )  # fmt: skip
+    elif ONE_I_BLOCK:
         # Common case (b2 <= BLOCK_I): normalise R first, then aL (stored at once) and Y, so only
         # one float32 accumulator is live at a time: 164 instead of 194 registers at 4 warps (ptxas),
         # i.e. three programs per SM instead of two.
-        i = tl.arange(0, BLOCK_I)
-        i_valid = i < b2
-        token = (key_row + i).to(tl.int64)
+        i_valid, token = _key_columns(key_row, 0, BLOCK_I, b2)
         keys = tl.load(k_base + token[:, None] * stride_kn + d[None, :], mask=i_valid[:, None], other=0.0)
         keys = keys.to(dtype)
         # padding columns get a large finite negative logit in the same FFMA as the scale (not a select
@@ -202,9 +198,7 @@ def _row_summaries(
         m_i = tl.max(z, 1)
         z2 = z
         if BLOCK_I2 > 0:
-            i2 = BLOCK_I + tl.arange(0, BLOCK_I2)
-            i2_valid = i2 < b2
-            token2 = (key_row + i2).to(tl.int64)
+            i2_valid, token2 = _key_columns(key_row, BLOCK_I, BLOCK_I2, b2)
             keys2 = tl.load(k_base + token2[:, None] * stride_kn + d[None, :], mask=i2_valid[:, None], other=0.0)
             keys2 = keys2.to(dtype)
             z2 = tl.dot(q, tl.trans(keys2), input_precision=DOT_PRECISION) * qk_scale + _padding(i2_valid)[None, :]
@@ -308,7 +302,7 @@ def monarch_stage1_kernel(
     HALF_D: tl.constexpr = False,
 ):
     """``HALF_D`` (with ``ONE_I_BLOCK``): the products after the logits in two halves of the head
-    dim (``_row_summaries_half_d``), for fewer registers per program."""
+    dim (``_half_d_summaries``), for fewer registers per program."""
     pid_p = tl.program_id(0)
     pid_nk = tl.program_id(1)
     g = tl.program_id(2)
@@ -358,6 +352,7 @@ def monarch_stage1_kernel(
             q_first = tl.load(
                 q_base + q_rows[:, None] * stride_qn + d[None, :], mask=valid[:, None], other=0.0
             ).to(scratch_dtype)
+            q_first_hi = q_first  # not read without HALF_D
 
     # Several key tiles per program: the loads of the next tile overlap this tile's products.
     for t in range(n_first, n_last):
@@ -377,25 +372,18 @@ def monarch_stage1_kernel(
             key_row = tile_row_token(
                 n, k, tiles_per_group, w_split, rows_per_frame, tile_frames, height, width, b2
             )
-            if HALF_D:
-                if FIRST:
-                    q, q_hi = q_first, q_first_hi
-                else:
-                    ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
+            if FIRST:
+                q, q_hi = q_first, q_first_hi
+            else:
+                ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
+                if HALF_D:
                     q = _half_tile(AR, ar_row, HEAD_DIM, active, 0, HEAD_DIM // 2, scratch_dtype)
                     q_hi = _half_tile(AR, ar_row, HEAD_DIM, active, HEAD_DIM // 2, HEAD_DIM // 2, scratch_dtype)
-                _row_summaries_half_d(
-                    q, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL,
-                    out_row0 + n * b1, active, HEAD_DIM, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
-                )  # fmt: skip
-            else:
-                if FIRST:
-                    q = q_first
                 else:
-                    ar_row = ((g * query_tiles + m).to(tl.int64) * nk + n * b1 + k) * b2 + j
                     q = tl.load(AR + ar_row[:, None] * HEAD_DIM + d[None, :], mask=active[:, None], other=0.0)
-                _row_summaries(
-                    q, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL,
-                    out_row0 + n * b1, active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
-                    ONE_I_BLOCK,
-                )  # fmt: skip
+                    q_hi = q
+            _row_summaries(
+                q, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL,
+                out_row0 + n * b1, active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
+                ONE_I_BLOCK, HALF_D,
+            )  # fmt: skip
