@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -58,14 +59,16 @@ class Variant:
     def __enter__(self):
         tm.monarch_stage1_kernel = self.kernel
         tm._chosen, tm._recipes = self.chosen, self.recipes
-        self._env = autotune_cache.default_cache_path
-        autotune_cache.default_cache_path = lambda: self.cache_dir / "monarch_autotune.json"
-        autotune_cache._shared_cache = None
+        # the autotune file follows RTV_CACHE_DIR (autotune_cache.shared_cache re-opens on a change)
+        self._saved_cache_dir = os.environ.get(autotune_cache.CACHE_DIR_ENV)
+        os.environ[autotune_cache.CACHE_DIR_ENV] = str(self.cache_dir)
         return self
 
     def __exit__(self, *exc) -> None:
-        autotune_cache.default_cache_path = self._env
-        autotune_cache._shared_cache = None
+        if self._saved_cache_dir is None:
+            os.environ.pop(autotune_cache.CACHE_DIR_ENV, None)
+        else:
+            os.environ[autotune_cache.CACHE_DIR_ENV] = self._saved_cache_dir
 
 
 def bench_shape(key: str, variants: list[Variant], settings: list[str], repeats: int) -> dict:
