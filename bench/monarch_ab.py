@@ -4,10 +4,13 @@ Kernel changes move Monarch's time by a few percent, less than the spread betwee
 (autotuning choices, clocks), so a change is measured against the kernel it replaces in the same
 process: the baseline stage-1 module (``triton_stage1.py`` of another revision, e.g.
 ``git show HEAD~1:kernels/monarch/triton_stage1.py > /tmp/base_stage1.py``) is loaded into the
-package under another name, and each variant keeps its own tuned choices and launch plans. Prints a
-table, writes JSON (device, versions, times, relative L2 between the variants' outputs).
+package under another name, and each variant keeps its own tuned choices and launch plans. A
+variant is offered only the candidates its kernel takes; ``--baseline-without KEY`` instead keeps
+the current kernel and takes the candidates that set ``KEY`` away from the baseline. Prints a table,
+writes JSON (device, versions, times, chosen stage-1 configs, relative L2 between the outputs).
 
     python bench/monarch_ab.py --baseline /tmp/base_stage1.py --shapes full_480p,full_720p --out /tmp/ab.json
+    python bench/monarch_ab.py --baseline-without BF16_PRODUCTS --out /tmp/ab.json
 """
 
 from __future__ import annotations
@@ -48,16 +51,30 @@ def load_baseline(path: Path):
     return module
 
 
-class Variant:
-    """One stage-1 kernel with its own tuned choices, launch plans and autotune file."""
+LAUNCH_OPTIONS = {"num_warps", "num_stages", "maxnreg"}
+CURRENT_CANDIDATES = tm.stage1_candidates
 
-    def __init__(self, name: str, kernel, cache_dir: Path) -> None:
-        self.name, self.kernel, self.cache_dir = name, kernel, cache_dir
+
+def candidates_for(kernel, without: str | None = None):
+    """The current candidates less those that set a block size ``kernel`` lacks (or ``without``)."""
+
+    def candidates(b2: int, bf16_products: int = 0) -> list[dict]:
+        takes = set(kernel.arg_names) | LAUNCH_OPTIONS
+        return [c for c in CURRENT_CANDIDATES(b2, bf16_products) if set(c) <= takes and without not in c]
+
+    return candidates
+
+
+class Variant:
+    """One stage-1 kernel and its candidates, with its own tuned choices, launch plans and autotune file."""
+
+    def __init__(self, name: str, kernel, candidates, cache_dir: Path) -> None:
+        self.name, self.kernel, self.candidates, self.cache_dir = name, kernel, candidates, cache_dir
         self.chosen: dict = {}
         self.recipes: dict = {}
 
     def __enter__(self):
-        tm.monarch_stage1_kernel = self.kernel
+        tm.monarch_stage1_kernel, tm.stage1_candidates = self.kernel, self.candidates
         tm._chosen, tm._recipes = self.chosen, self.recipes
         # the autotune file follows RTV_CACHE_DIR (autotune_cache.shared_cache re-opens on a change)
         self._saved_cache_dir = os.environ.get(autotune_cache.CACHE_DIR_ENV)
@@ -101,24 +118,31 @@ def bench_shape(key: str, variants: list[Variant], settings: list[str], repeats:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", type=Path, required=True, help="triton_stage1.py of the baseline revision")
+    baseline_from = parser.add_mutually_exclusive_group(required=True)
+    baseline_from.add_argument("--baseline", type=Path, help="triton_stage1.py of the baseline revision")
+    baseline_from.add_argument("--baseline-without", metavar="KEY", help="current kernel, candidates without KEY")
     parser.add_argument("--shapes", default="full_480p,chunk_last,full_720p")
     parser.add_argument("--settings", default="plain,node_default", help=f"subset of {list(SETTINGS)}")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    baseline = load_baseline(args.baseline)
+    current = tm.monarch_stage1_kernel
+    base_kernel = load_baseline(args.baseline).monarch_stage1_kernel if args.baseline else current
     tmp = Path(tempfile.mkdtemp(prefix="monarch-ab-"))
     variants = [
-        Variant("baseline", baseline.monarch_stage1_kernel, tmp / "baseline"),
-        Variant("change", tm.monarch_stage1_kernel, tmp / "change"),
+        Variant("baseline", base_kernel, candidates_for(base_kernel, args.baseline_without), tmp / "baseline"),
+        Variant("change", current, candidates_for(current), tmp / "change"),
     ]
-    result = {"versions": versions(), "dtype": str(DTYPE), "head_dim": HEAD_DIM, "baseline": str(args.baseline),
+    baseline = str(args.baseline) if args.baseline else f"current kernel, candidates without {args.baseline_without}"
+    result = {"versions": versions(), "dtype": str(DTYPE), "head_dim": HEAD_DIM, "baseline": baseline,
               "shapes": {}}  # fmt: skip
     print(f"{'shape':11s} {'setting':13s} {'variant':9s} {'run':>3s} {'ms':>9s}")
     for key in args.shapes.split(","):
         result["shapes"][key] = bench_shape(key, variants, args.settings.split(","), args.repeats)
         torch.cuda.empty_cache()
+    result["chosen_stage1"] = {
+        v.name: {key: config for key, config in v.chosen.items() if "|stage1|" in key} for v in variants
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: {s: e["median_ratio_baseline_over_change"] for s, e in r.items()} for k, r in

@@ -120,12 +120,12 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 6
+STAGE1_REVISION = 7
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
 4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
 programs skip key tiles whose pairs are all attended exactly; 5: every program steps over the key
-tiles attended exactly by its whole pair block; 6: HALF_D candidates)."""
+tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates)."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:
@@ -138,10 +138,13 @@ def _two_column_blocks(b2: int) -> tuple[int, int] | None:
     return (first, second) if first + second < _next_pow2(b2) else None
 
 
-def stage1_candidates(b2: int) -> list[Config]:
+def stage1_candidates(b2: int, bf16_products: int = 0) -> list[Config]:
     """First = default. 8 warps keep the float32 aL/Y tiles in registers without spilling (ptxas);
     several key tiles per program let Triton prefetch the next tile's keys (cp.async pipelining);
-    the last base candidate is v1 (one key tile per program, the fastest on the first H200 run)."""
+    the last base candidate is v1 (one key tile per program, the fastest on the first H200 run).
+
+    ``bf16_products`` (bfloat16 inputs; 2 in the first iteration, else 1): the 4-warp candidates
+    again with that ``BF16_PRODUCTS`` level, when the columns fit one block."""
     block_i = min(max(MIN_BLOCK, _next_pow2(b2)), MAX_BLOCK_I)
     configs = [
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 4, "num_warps": 8, "num_stages": 2},
@@ -179,6 +182,10 @@ def stage1_candidates(b2: int) -> list[Config]:
             {"BLOCK_P": 64, "BLOCK_I": first, "BLOCK_I2": second, "TILES_PER_PROGRAM": 1, "num_warps": 4, "num_stages": 1,
              "HALF_D": True},
         ]  # fmt: skip
+    if bf16_products and block_i >= b2:
+        # no bfloat16 -> float16 conversion of the key tiles in registers (sm_90a SASS per 4-tile program:
+        # 480p's 2064 -> 1776 instructions at level 2, shared-memory loads 43 -> 8; 720p's 2808 -> 2424)
+        configs += [{**c, "BF16_PRODUCTS": bf16_products} for c in configs if c["num_warps"] == 4]
     if block_i > 32 and block_i / b2 > PAD_WASTE_FOR_SMALL_I:
         configs += [
             {"BLOCK_P": 64, "BLOCK_I": 32, "TILES_PER_PROGRAM": 4, "num_warps": 8, "num_stages": 3},
@@ -383,6 +390,9 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
     blocks.pop("HALF_D", None)
     if config.get("HALF_D") and one_block and plan.head_dim >= 2 * MIN_BLOCK:
         blocks["HALF_D"] = True  # passed only when set: older stage-1 kernels (bench/monarch_ab.py) lack it
+    level = blocks.pop("BF16_PRODUCTS", 0)
+    if level and one_block and plan.q.dtype == torch.bfloat16:  # the streamed-column path: float16 only
+        blocks["BF16_PRODUCTS"] = level if first else 1  # later iterations' queries are float16 scratch
 
     def launch(plan: _Plan, chunk: _Chunk) -> None:
         kernel(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, *scalars, **blocks)
@@ -538,7 +548,8 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
                 rev=STAGE1_REVISION, work=_work_bucket(_cdiv(chunk.tiles * lay.b2, 64) * plan.key_rows * plan.groups),
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
-            steps.append(_tuned_step(key, stage1_candidates(lay.b2), stage1, plan, chunk))
+            bf16_products = 0 if q.dtype != torch.bfloat16 else 2 if first else 1
+            steps.append(_tuned_step(key, stage1_candidates(lay.b2, bf16_products), stage1, plan, chunk))
             kernel, build, candidates = (
                 ("stage2", _stage2_launcher, STAGE2_CANDIDATES)
                 if final

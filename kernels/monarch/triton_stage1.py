@@ -91,16 +91,50 @@ def _half_tile(base, token, stride, valid, first_dim: tl.constexpr, HALF: tl.con
 
 
 @triton.jit
+def _r_operands(p, l_i, keys_dtype: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
+    """R = p / l as the tensor-core operands of aL (``r_keys``, plus ``r_keys_lo`` when split) and Y.
+
+    ``BF16_PRODUCTS`` 0: both in ``keys_dtype`` (float16 for 16-bit inputs). 1: Y takes R in bfloat16,
+    so bfloat16 values go to the tensor cores unconverted (Y feeds the output linearly: relative L2
+    5.9e-4 -> 8.7e-4 in a float64 emulation at 480p). 2: the keys stay bfloat16 too and aL takes R as
+    two bfloat16 terms, hi + lo (16 mantissa bits: aL feeds stage 2's exponent, where one bfloat16 R
+    costs 4.5e-3)."""
+    R = p / l_i[:, None]
+    if BF16_PRODUCTS == 2:
+        r_keys = R.to(tl.bfloat16)
+        r_keys_lo = (R - r_keys.to(tl.float32)).to(tl.bfloat16)
+        r_values = r_keys
+    else:
+        r_keys = R.to(keys_dtype)
+        r_keys_lo = r_keys  # not read
+        if BF16_PRODUCTS == 1:
+            r_values = R.to(tl.bfloat16)
+        else:
+            r_values = r_keys
+    return r_keys, r_keys_lo, r_values
+
+
+@triton.jit
+def _keys_product(r_keys, r_keys_lo, keys, acc, SPLIT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """``R @ keys`` (+ ``acc``), with R as hi + lo terms when ``SPLIT``."""
+    acc = tl.dot(r_keys, keys, acc, input_precision=DOT_PRECISION)
+    if SPLIT:
+        acc = tl.dot(r_keys_lo, keys, acc, input_precision=DOT_PRECISION)
+    return acc
+
+
+@triton.jit
 def _half_d_summaries(
     q_lo, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, out_row, active,
     HEAD_DIM: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_I2: tl.constexpr, FINAL: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
 ):  # fmt: skip
     """``_row_summaries`` with ``HALF_D`` (one column block, or two): every product after the logits
     is split in two halves of the head dim, so aL and Y are each two [BLOCK_P, D/2] accumulators,
     stored one after the other, and the largest live accumulator has half the registers. Returns the
     softmax statistics (max, sum, sum of p * z) for the caller's cL."""
     HALF: tl.constexpr = HEAD_DIM // 2
+    SPLIT: tl.constexpr = BF16_PRODUCTS == 2
     dtype = q_lo.dtype
     dh = tl.arange(0, HALF)
     i_valid, token = _key_columns(key_row, 0, BLOCK_I, b2)
@@ -119,25 +153,25 @@ def _half_d_summaries(
         z2 += _padding(i2_valid)[None, :]
         m_i = tl.maximum(m_i, tl.max(z2, 1))
     p, p2, l_i, pz_i = _softmax_sums(z, z2, m_i, BLOCK_I2 > 0)
-    R = (p / l_i[:, None]).to(dtype)
+    R, R_lo, R_v = _r_operands(p, l_i, dtype, BF16_PRODUCTS)
     al_lo = AL + out_row[:, None] * HEAD_DIM + dh[None, :]
-    acc = tl.dot(R, k_lo, input_precision=DOT_PRECISION)
+    acc = _keys_product(R, R_lo, k_lo, None, SPLIT, DOT_PRECISION)
     if BLOCK_I2 > 0:
-        R2 = (p2 / l_i[:, None]).to(dtype)
-        acc = tl.dot(R2, k2_lo, acc, input_precision=DOT_PRECISION)
+        R2, R2_lo, R2_v = _r_operands(p2, l_i, dtype, BF16_PRODUCTS)
+        acc = _keys_product(R2, R2_lo, k2_lo, acc, SPLIT, DOT_PRECISION)
     tl.store(al_lo, acc.to(AL.dtype.element_ty), mask=active[:, None])
-    acc = tl.dot(R, k_hi, input_precision=DOT_PRECISION)
+    acc = _keys_product(R, R_lo, k_hi, None, SPLIT, DOT_PRECISION)
     if BLOCK_I2 > 0:
-        acc = tl.dot(R2, k2_hi, acc, input_precision=DOT_PRECISION)
+        acc = _keys_product(R2, R2_lo, k2_hi, acc, SPLIT, DOT_PRECISION)
     tl.store(al_lo + HALF, acc.to(AL.dtype.element_ty), mask=active[:, None])
     if FINAL:
         y_lo = Y + out_row[:, None] * HEAD_DIM + dh[None, :]
         for half in tl.static_range(2):
-            acc = tl.dot(R, _half_tile(v_base, token, stride_vn, i_valid, half * HALF, HALF, dtype),
+            acc = tl.dot(R_v, _half_tile(v_base, token, stride_vn, i_valid, half * HALF, HALF, R_v.dtype),
                          input_precision=DOT_PRECISION)  # fmt: skip
             if BLOCK_I2 > 0:
-                v2 = _half_tile(v_base, token2, stride_vn, i2_valid, half * HALF, HALF, dtype)
-                acc = tl.dot(R2, v2, acc, input_precision=DOT_PRECISION)
+                v2 = _half_tile(v_base, token2, stride_vn, i2_valid, half * HALF, HALF, R_v.dtype)
+                acc = tl.dot(R2_v, v2, acc, input_precision=DOT_PRECISION)
             tl.store(y_lo + half * HALF, acc.to(Y.dtype.element_ty), mask=active[:, None])
     return m_i, l_i, pz_i
 
@@ -166,6 +200,7 @@ def _row_summaries(
     DOT_PRECISION: tl.constexpr,
     ONE_I_BLOCK: tl.constexpr,
     HALF_D: tl.constexpr,
+    BF16_PRODUCTS: tl.constexpr,
 ):
     """Store aL, Y and cL (log2 units) of the queries ``q`` against one key row of b2 tokens at
     rows ``out_row`` of the scratch (Y only when ``FINAL``: earlier iterations need aL alone).
@@ -183,7 +218,7 @@ def _row_summaries(
     if HALF_D:
         m_i, l_i, pz_i = _half_d_summaries(
             q, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, out_row, active,
-            HEAD_DIM, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
+            HEAD_DIM, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION, BF16_PRODUCTS,
         )  # fmt: skip
     elif ONE_I_BLOCK:
         # Common case (b2 <= BLOCK_I): normalise R first, then aL (stored at once) and Y, so only
@@ -204,22 +239,22 @@ def _row_summaries(
             z2 = tl.dot(q, tl.trans(keys2), input_precision=DOT_PRECISION) * qk_scale + _padding(i2_valid)[None, :]
             m_i = tl.maximum(m_i, tl.max(z2, 1))
         p, p2, l_i, pz_i = _softmax_sums(z, z2, m_i, BLOCK_I2 > 0)
-        R = (p / l_i[:, None]).to(dtype)
-        aL = tl.dot(R, keys, input_precision=DOT_PRECISION)
+        R, R_lo, R_v = _r_operands(p, l_i, dtype, BF16_PRODUCTS)
+        aL = _keys_product(R, R_lo, keys, None, BF16_PRODUCTS == 2, DOT_PRECISION)
         if BLOCK_I2 > 0:
-            R2 = (p2 / l_i[:, None]).to(dtype)
-            aL = tl.dot(R2, keys2, aL, input_precision=DOT_PRECISION)
+            R2, R2_lo, R2_v = _r_operands(p2, l_i, dtype, BF16_PRODUCTS)
+            aL = _keys_product(R2, R2_lo, keys2, aL, BF16_PRODUCTS == 2, DOT_PRECISION)
         tl.store(al_ptrs, aL.to(AL.dtype.element_ty), mask=active[:, None])
         if FINAL:
             values = tl.load(
                 v_base + token[:, None] * stride_vn + d[None, :], mask=i_valid[:, None], other=0.0
             )
-            y = tl.dot(R, values.to(dtype), input_precision=DOT_PRECISION)
+            y = tl.dot(R_v, values.to(R_v.dtype), input_precision=DOT_PRECISION)
             if BLOCK_I2 > 0:
                 values2 = tl.load(
                     v_base + token2[:, None] * stride_vn + d[None, :], mask=i2_valid[:, None], other=0.0
                 )
-                y = tl.dot(R2, values2.to(dtype), y, input_precision=DOT_PRECISION)
+                y = tl.dot(R2_v, values2.to(R2_v.dtype), y, input_precision=DOT_PRECISION)
             tl.store(y_ptrs, y.to(Y.dtype.element_ty), mask=active[:, None])
     else:
         m_i = tl.full([BLOCK_P], float("-inf"), tl.float32)
@@ -300,9 +335,14 @@ def monarch_stage1_kernel(
     DOT_PRECISION: tl.constexpr,
     ONE_I_BLOCK: tl.constexpr,
     HALF_D: tl.constexpr = False,
+    BF16_PRODUCTS: tl.constexpr = 0,
 ):
     """``HALF_D`` (with ``ONE_I_BLOCK``): the products after the logits in two halves of the head
-    dim (``_half_d_summaries``), for fewer registers per program."""
+    dim (``_half_d_summaries``), for fewer registers per program.
+
+    ``BF16_PRODUCTS`` (with ``ONE_I_BLOCK``, bfloat16 inputs; ``_r_operands``): 1 sends the values to
+    the tensor cores as loaded, 2 (``FIRST`` only: later iterations' queries are float16 scratch) the
+    queries and keys too, so no key tile is converted to float16 in registers."""
     pid_p = tl.program_id(0)
     pid_nk = tl.program_id(1)
     g = tl.program_id(2)
@@ -333,6 +373,10 @@ def monarch_stage1_kernel(
     d = tl.arange(0, HEAD_DIM)
     nk = key_tiles * b1
     scratch_dtype = AL.dtype.element_ty
+    if BF16_PRODUCTS == 2:
+        q_dtype = Q.dtype.element_ty
+    else:
+        q_dtype = scratch_dtype
     query_group = query_group_offset + (query_tile_first + m) // tiles_per_group
     k_base = K + batch.to(tl.int64) * stride_kb + head.to(tl.int64) * stride_kh
     v_base = V + batch.to(tl.int64) * stride_vb + head.to(tl.int64) * stride_vh
@@ -346,12 +390,12 @@ def monarch_stage1_kernel(
         q_base = Q + batch.to(tl.int64) * stride_qb + head.to(tl.int64) * stride_qh
         q_rows = (q_token + j).to(tl.int64)
         if HALF_D:
-            q_first = _half_tile(q_base, q_rows, stride_qn, valid, 0, HEAD_DIM // 2, scratch_dtype)
-            q_first_hi = _half_tile(q_base, q_rows, stride_qn, valid, HEAD_DIM // 2, HEAD_DIM // 2, scratch_dtype)
+            q_first = _half_tile(q_base, q_rows, stride_qn, valid, 0, HEAD_DIM // 2, q_dtype)
+            q_first_hi = _half_tile(q_base, q_rows, stride_qn, valid, HEAD_DIM // 2, HEAD_DIM // 2, q_dtype)
         else:
             q_first = tl.load(
                 q_base + q_rows[:, None] * stride_qn + d[None, :], mask=valid[:, None], other=0.0
-            ).to(scratch_dtype)
+            ).to(q_dtype)
             q_first_hi = q_first  # not read without HALF_D
 
     # Several key tiles per program: the loads of the next tile overlap this tile's products.
@@ -385,5 +429,5 @@ def monarch_stage1_kernel(
             _row_summaries(
                 q, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL,
                 out_row0 + n * b1, active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
-                ONE_I_BLOCK, HALF_D,
+                ONE_I_BLOCK, HALF_D, BF16_PRODUCTS,
             )  # fmt: skip

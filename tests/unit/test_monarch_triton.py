@@ -185,7 +185,7 @@ def test_eighty_columns_as_two_column_blocks(monkeypatch, tmp_path, dtype, setti
     monkeypatch.setattr(triton_monarch, "_chosen", {})
     split_only = [c for c in triton_monarch.stage1_candidates(80) if c.get("BLOCK_I2")]
     assert {(c["BLOCK_I"], c["BLOCK_I2"]) for c in split_only} == {(64, 16)}
-    monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2: split_only)
+    monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0: split_only)
     grid = (3, 4, 80)
     q, k, v = structured_qkv(grid, None, dtype=dtype, seed=8)
     check(q, k, v, grid, **settings)
@@ -218,10 +218,54 @@ def test_half_head_dim_candidates(monkeypatch, dtype, columns, query, settings):
     q, k, v = structured_qkv(grid, query, head_dim=64, dtype=dtype, seed=20)
     for config in half:  # tuning is off in these tests: the only candidate runs
         monkeypatch.setattr(triton_monarch, "_chosen", {})
-        monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, c=config: [c])
+        monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, c=config: [c])
         check(q, k, v, grid, **settings)
         chosen = [c for key, c in triton_monarch._chosen.items() if "|stage1|" in key]
         assert chosen and all(c == config for c in chosen)
+
+
+BF16_PRODUCTS_CASES = [
+    (None, {}),
+    (2, {}),
+    (None, {"iterations": 2}),
+    (None, {"exact_local": 1}),
+    (2, {"exact_local": 0, "iterations": 3}),
+]
+
+
+def _structural_variants(configs):
+    """One candidate per program shape (head-dim halves, key tiles, column blocks): register caps and
+    pipeline depths do not change what is computed."""
+    seen, variants = set(), []
+    for c in configs:
+        shape = (c.get("HALF_D", False), c["TILES_PER_PROGRAM"], c["BLOCK_I"], c.get("BLOCK_I2", 0))
+        if shape not in seen:
+            seen.add(shape)
+            variants.append(c)
+    return variants
+
+
+@pytest.mark.parametrize("columns", [52, 80], ids=["one_block", "two_blocks"])
+@pytest.mark.parametrize(
+    "query, settings", BF16_PRODUCTS_CASES, ids=["full", "chunk", "full-it2", "full-local1", "chunk-local0-it3"]
+)
+def test_bf16_products_candidates(monkeypatch, columns, query, settings):
+    """Stage 1 with bfloat16 products (BF16_PRODUCTS: values, and in the first iteration keys with R
+    as hi + lo) against the same program with float16 products: within the tolerance, and no more
+    than about the float64 emulation's 1.2x of the float16 error (one bfloat16 R in aL gave 7.6x)."""
+    from rtv.kernels.monarch import triton_monarch
+
+    native = [c for c in triton_monarch.stage1_candidates(columns, 2) if c.get("BF16_PRODUCTS")]
+    assert native and all(c["BF16_PRODUCTS"] == 2 for c in native)
+    grid = (4, 4, columns)
+    q, k, v = structured_qkv(grid, query, head_dim=64, dtype=torch.bfloat16, seed=21)
+    for config in _structural_variants(native):  # tuning is off in these tests: the only candidate runs
+        errors = {}
+        for variant in (config, {key: value for key, value in config.items() if key != "BF16_PRODUCTS"}):
+            monkeypatch.setattr(triton_monarch, "_chosen", {})
+            monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, c=variant: [c])
+            errors["BF16_PRODUCTS" in variant] = check(q, k, v, grid, **settings)
+        assert errors[True] <= 2.0 * errors[False] + 5e-4, f"{config}: {errors}"
 
 
 def test_a_plan_that_no_longer_fits_in_memory_is_made_again(monkeypatch):
