@@ -56,11 +56,13 @@ CURRENT_CANDIDATES = tm.stage1_candidates
 
 
 def candidates_for(kernel, without: str | None = None):
-    """The current candidates less those that set a block size ``kernel`` lacks (or ``without``)."""
+    """The current candidates less those that set a block size ``kernel`` lacks (or ``without``); other
+    implementations' candidates (``impl``, e.g. the Gluon kernel) are not the Triton kernel's to judge."""
 
-    def candidates(b2: int, bf16_products: int = 0) -> list[dict]:
+    def candidates(b2: int, bf16_products: int = 0, gluon: bool = False) -> list[dict]:
         takes = set(kernel.arg_names) | LAUNCH_OPTIONS
-        return [c for c in CURRENT_CANDIDATES(b2, bf16_products) if set(c) <= takes and without not in c]
+        return [c for c in CURRENT_CANDIDATES(b2, bf16_products, gluon)
+                if ("impl" in c or set(c) <= takes) and without not in c]  # fmt: skip
 
     return candidates
 

@@ -29,7 +29,7 @@ import torch
 import triton
 from torch import Tensor
 
-from . import MonarchBackend, cudnn_local, register_backend
+from . import MonarchBackend, cudnn_local, gluon_stage1, register_backend
 from .autotune_cache import Config, pick_config
 from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
 from .scratch_plan import SCRATCH_ENV, chunk_bounds, query_tiles_per_chunk, scratch_budget_bytes
@@ -120,12 +120,12 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 7
+STAGE1_REVISION = 8
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
 4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
 programs skip key tiles whose pairs are all attended exactly; 5: every program steps over the key
-tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates)."""
+tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates; 8: the Gluon kernel's candidates)."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:
@@ -138,13 +138,14 @@ def _two_column_blocks(b2: int) -> tuple[int, int] | None:
     return (first, second) if first + second < _next_pow2(b2) else None
 
 
-def stage1_candidates(b2: int, bf16_products: int = 0) -> list[Config]:
+def stage1_candidates(b2: int, bf16_products: int = 0, gluon: bool = False) -> list[Config]:
     """First = default. 8 warps keep the float32 aL/Y tiles in registers without spilling (ptxas);
     several key tiles per program let Triton prefetch the next tile's keys (cp.async pipelining);
     the last base candidate is v1 (one key tile per program, the fastest on the first H200 run).
 
     ``bf16_products`` (bfloat16 inputs; 2 in the first iteration, else 1): the 4-warp candidates
-    again with that ``BF16_PRODUCTS`` level, when the columns fit one block."""
+    again with that ``BF16_PRODUCTS`` level, when the columns fit one block. ``gluon`` (where
+    ``gluon_stage1.serves``): the warp-specialised Hopper kernel's candidates too."""
     block_i = min(max(MIN_BLOCK, _next_pow2(b2)), MAX_BLOCK_I)
     configs = [
         {"BLOCK_P": 64, "BLOCK_I": block_i, "TILES_PER_PROGRAM": 4, "num_warps": 8, "num_stages": 2},
@@ -191,6 +192,8 @@ def stage1_candidates(b2: int, bf16_products: int = 0) -> list[Config]:
             {"BLOCK_P": 64, "BLOCK_I": 32, "TILES_PER_PROGRAM": 4, "num_warps": 8, "num_stages": 3},
             {"BLOCK_P": 128, "BLOCK_I": 32, "TILES_PER_PROGRAM": 4, "num_warps": 8, "num_stages": 3},
         ]
+    if gluon:
+        configs += [dict(c) for c in gluon_stage1.CANDIDATES]
     return configs
 
 
@@ -376,6 +379,13 @@ def _local_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
 
 def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool, final: bool) -> Launcher:
     lay = plan.layout
+    if config.get("impl") == "gluon":
+
+        def launch_gluon(plan: _Plan, chunk: _Chunk) -> None:
+            gluon_stage1.launch(plan.q, plan.k, plan.v, chunk.aL, chunk.Y, chunk.cL, lay, chunk.first_tile,
+                                chunk.tiles, plan.exact_local, plan.qk_scale, config)  # fmt: skip
+
+        return launch_gluon
     key_tile_blocks = _cdiv(lay.key_tiles, config["TILES_PER_PROGRAM"])
     grid = (_cdiv(chunk.tiles * lay.b2, config["BLOCK_P"]), key_tile_blocks * lay.b1, plan.groups)
     kernel = monarch_stage1_kernel[grid]
@@ -549,7 +559,9 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
             bf16_products = 0 if q.dtype != torch.bfloat16 else 2 if first else 1
-            steps.append(_tuned_step(key, stage1_candidates(lay.b2, bf16_products), stage1, plan, chunk))
+            gluon = gluon_stage1.serves(q, plan.k, plan.v, lay, first, final)
+            candidates = stage1_candidates(lay.b2, bf16_products, gluon)
+            steps.append(_tuned_step(key, candidates, stage1, plan, chunk))
             kernel, build, candidates = (
                 ("stage2", _stage2_launcher, STAGE2_CANDIDATES)
                 if final

@@ -185,7 +185,7 @@ def test_eighty_columns_as_two_column_blocks(monkeypatch, tmp_path, dtype, setti
     monkeypatch.setattr(triton_monarch, "_chosen", {})
     split_only = [c for c in triton_monarch.stage1_candidates(80) if c.get("BLOCK_I2")]
     assert {(c["BLOCK_I"], c["BLOCK_I2"]) for c in split_only} == {(64, 16)}
-    monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0: split_only)
+    monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, gluon=False: split_only)
     grid = (3, 4, 80)
     q, k, v = structured_qkv(grid, None, dtype=dtype, seed=8)
     check(q, k, v, grid, **settings)
@@ -218,7 +218,7 @@ def test_half_head_dim_candidates(monkeypatch, dtype, columns, query, settings):
     q, k, v = structured_qkv(grid, query, head_dim=64, dtype=dtype, seed=20)
     for config in half:  # tuning is off in these tests: the only candidate runs
         monkeypatch.setattr(triton_monarch, "_chosen", {})
-        monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, c=config: [c])
+        monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, gluon=False, c=config: [c])
         check(q, k, v, grid, **settings)
         chosen = [c for key, c in triton_monarch._chosen.items() if "|stage1|" in key]
         assert chosen and all(c == config for c in chosen)
@@ -263,9 +263,81 @@ def test_bf16_products_candidates(monkeypatch, columns, query, settings):
         errors = {}
         for variant in (config, {key: value for key, value in config.items() if key != "BF16_PRODUCTS"}):
             monkeypatch.setattr(triton_monarch, "_chosen", {})
-            monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, c=variant: [c])
+            monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, gluon=False, c=variant: [c])
             errors["BF16_PRODUCTS" in variant] = check(q, k, v, grid, **settings)
         assert errors[True] <= 2.0 * errors[False] + 5e-4, f"{config}: {errors}"
+
+
+GLUON_CASES = {
+    "full": ((4, 4, 52), None, {}, torch.bfloat16, 128),
+    "chunk": ((4, 4, 52), 2, {}, torch.bfloat16, 128),
+    "80_columns": ((4, 4, 80), None, {}, torch.bfloat16, 128),
+    "80_columns-chunk-local0": ((4, 4, 80), 2, {"exact_local": 0}, torch.bfloat16, 128),
+    "100_columns-local1": ((4, 3, 100), None, {"exact_local": 1}, torch.bfloat16, 128),
+    "10_columns-local1-d64": ((6, 6, 10), None, {"exact_local": 1}, torch.bfloat16, 64),
+    "fp16-chunk-local1-d64": ((6, 6, 10), 3, {"exact_local": 1}, torch.float16, 64),
+    "tile_frames2": ((4, 4, 52), None, {"tile_frames": 2}, torch.bfloat16, 128),
+}
+
+
+@pytest.mark.parametrize("case", list(GLUON_CASES))
+def test_gluon_stage1_matches_reference(monkeypatch, case):
+    """The warp-specialised Hopper stage 1 (Gluon) alone, each of its candidates: within the tolerance,
+    and within about the Triton stage 1's error (Y takes R in one 16-bit term there)."""
+    from rtv.kernels.monarch import gluon_stage1, triton_monarch
+
+    grid, query, settings, dtype, head_dim = GLUON_CASES[case]
+    q, k, v = structured_qkv(grid, query, head_dim=head_dim, dtype=dtype, seed=22)
+    tiling = {key: settings[key] for key in ("tile_frames",) if key in settings}
+    layout = monarch_layout(grid, q.shape[-2], k.shape[-2], **tiling)
+    if not gluon_stage1.serves(q, k, v, layout, True, True):
+        pytest.skip(f"the Gluon stage 1 needs an sm_90 GPU and Triton's Gluon ({torch.cuda.get_device_name()})")
+    errors = {}
+    for config in [*gluon_stage1.CANDIDATES, triton_monarch.stage1_candidates(grid[2])[0]]:
+        monkeypatch.setattr(triton_monarch, "_chosen", {})
+        monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, gluon=False, c=config: [c])
+        errors[str(config)] = check(q, k, v, grid, **settings)
+        chosen = [c for key, c in triton_monarch._chosen.items() if "|stage1|" in key]
+        assert chosen and all(c == config for c in chosen)
+    triton_error = errors.pop(str(triton_monarch.stage1_candidates(grid[2])[0]))
+    assert all(e <= 2.0 * triton_error + 5e-4 for e in errors.values()), (errors, triton_error)
+
+
+def test_gluon_stage1_reads_comfyui_layout_and_batches(monkeypatch):
+    """[B, N, H, D] tensors seen as [B, H, N, D] (what attention patches pass), batch 2: the TMA
+    descriptors take the strides as they are; every output written."""
+    from rtv.kernels.monarch import gluon_stage1, triton_monarch
+
+    gen = torch.Generator().manual_seed(23)
+    grid, heads, dim = (3, 4, 52), 3, 128
+    tokens = math.prod(grid)
+    q, k, v = (
+        (2.0 * torch.randn(2, tokens, heads, dim, generator=gen)).to("cuda", torch.bfloat16).transpose(1, 2)
+        for _ in range(3)
+    )
+    layout = monarch_layout(grid, tokens, tokens)
+    if not gluon_stage1.serves(q, k, v, layout, True, True):
+        pytest.skip(f"the Gluon stage 1 needs an sm_90 GPU and Triton's Gluon ({torch.cuda.get_device_name()})")
+    config = gluon_stage1.CANDIDATES[0]
+    monkeypatch.setattr(triton_monarch, "_chosen", {})
+    monkeypatch.setattr(triton_monarch, "stage1_candidates", lambda b2, bf16_products=0, gluon=False: [config])
+    check(q, k, v, grid, exact_local=0)
+    assert [c for key, c in triton_monarch._chosen.items() if "|stage1|" in key] == [config]
+
+
+def test_gluon_stage1_is_offered_only_where_it_serves():
+    """Not for later iterations, split tiles or float32; its candidates only when asked for."""
+    from rtv.kernels.monarch import gluon_stage1, triton_monarch
+
+    q, k, v = structured_qkv((4, 4, 52), None, head_dim=64, dtype=torch.bfloat16, seed=24)
+    whole = monarch_layout((4, 4, 52), q.shape[-2], k.shape[-2])
+    split = monarch_layout((4, 4, 52), q.shape[-2], k.shape[-2], h_split=2)
+    assert not gluon_stage1.serves(q, k, v, whole, True, False)  # a first iteration that is not the last
+    assert not gluon_stage1.serves(q, k, v, whole, False, True)
+    assert not gluon_stage1.serves(q, k, v, split, True, True)
+    assert not gluon_stage1.serves(q.float(), k.float(), v.float(), whole, True, True)
+    assert not any("impl" in c for c in triton_monarch.stage1_candidates(52))
+    assert [c for c in triton_monarch.stage1_candidates(52, gluon=True) if "impl" in c] == gluon_stage1.CANDIDATES
 
 
 def test_a_plan_that_no_longer_fits_in_memory_is_made_again(monkeypatch):

@@ -1,0 +1,332 @@
+"""Stage 1 of Monarch attention as a warp-specialised Hopper kernel (Gluon), for the common case.
+
+Meaning: ``triton_stage1`` (``reference.aL``, ``reference.Y``, ``reference.cL``) for the first and
+final iteration (``iterations=1``, the default) with whole-frame tiles (no h/w split), 16-bit inputs
+and head dim 64 or 128, on sm_90. Outputs go to the same scratch, in the same layout.
+
+Why a second kernel: the Triton stage 1 is latency-bound (Nsight Compute, session 9: 3 warps per
+scheduler, 17 % tensor-pipe activity) because each 4-warp program loads its key tiles, converts them,
+runs three products and stores through its own registers. Here one CTA holds three partitions:
+
+* a producer warp that loads each key row's keys and values with TMA into a ring of ``STAGES``
+  shared buffers (mbarrier ready/empty pairs),
+* two consumer warpgroups of 64 (query tile, column) pairs each, which share every loaded key row:
+  logits, softmax, aL = R K with R as hi + lo terms of the input dtype (the keys never pass through
+  registers), Y = R V with R in one term, and aL / Y leave through shared memory as TMA stores,
+  overlapped with the next key row.
+
+Key tiles attended exactly by every pair of a CTA (``exact_local``) are stepped over, as in
+``triton_stage1``; the other local ones are computed and never read by stage 2.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+try:  # Triton's experimental Gluon (3.5+); without it this kernel is simply not a candidate
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared,
+        mbarrier,
+        tma,
+        warpgroup_mma,
+    )
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    HAS_GLUON = True
+except ImportError:  # pragma: no cover - depends on the installed Triton
+    HAS_GLUON = False
+
+PAIRS_PER_CONSUMER = 64
+"""wgmma's M: one warpgroup's block of (query tile, column) pairs."""
+
+CANDIDATES = [{"impl": "gluon", "TILES": 7, "STAGES": 3}, {"impl": "gluon", "TILES": 4, "STAGES": 3}]
+"""Key tiles per CTA and TMA ring depth. H100, 480p / 720p / Self-Forcing chunk: 7 tiles took 1.94 /
+15.7 / 0.376 ms, 4 tiles 2.05 / 17.6 / 0.407 ms (the Triton stage 1 2.38 / 23.2 ms); 3 stages use
+~200 KB of shared memory at 80 columns, so one CTA per SM."""
+
+
+@functools.cache
+def _device_ok(index: int) -> bool:
+    return torch.cuda.get_device_capability(index) == (9, 0)
+
+
+def column_blocks(b2: int) -> tuple[int, int]:
+    """(first, second) key-column blocks, powers of two (TMA boxes): 52 -> (64, 0), 80 -> (64, 16)."""
+    first = max(16, min(64, 1 << (b2 - 1).bit_length()))
+    rest = b2 - first
+    return first, (0 if rest <= 0 else max(16, 1 << (rest - 1).bit_length()))
+
+
+def serves(q: Tensor, k: Tensor, v: Tensor, layout, first: bool, final: bool) -> bool:
+    """Hopper, Gluon present, first and final iteration, whole-frame tiles, 16-bit, TMA-able strides."""
+    if not (HAS_GLUON and q.is_cuda and first and final and _device_ok(q.device.index or 0)):
+        return False
+    if layout.h_split != 1 or layout.w_split != 1 or layout.b2 > 128:
+        return False
+    if q.dtype not in (torch.float16, torch.bfloat16) or not (k.dtype == v.dtype == q.dtype):
+        return False
+    if q.shape[-1] not in (64, 128):
+        return False
+    # TMA: last dim contiguous, other strides and the base 16-byte aligned
+    return all(
+        x.stride(-1) == 1 and all(s * x.element_size() % 16 == 0 for s in x.stride()[:-1]) and x.data_ptr() % 16 == 0
+        for x in (k, v)
+    )
+
+
+if HAS_GLUON:
+    PADDING_LOGIT = gl.constexpr(-1.0e30)
+
+    @gluon.jit
+    def _tile_list(pair0, pairs_total, b2, key_tiles, n_first, query_tile_first, query_group_offset, exact_local,
+                   TILES: gl.constexpr, PAIRS: gl.constexpr, HAS_LOCAL: gl.constexpr):  # fmt: skip
+        """(skip_lo, skipped, count): this CTA's key tiles are t = n_first .. n_first + count - 1, read as
+        n = t, or t + skipped from skip_lo on (past the tiles all its pairs attend exactly)."""
+        skip_lo = key_tiles
+        skipped = 0
+        if HAS_LOCAL:
+            last_pair = gl.minimum(pair0 + PAIRS, pairs_total) - 1
+            group_lo = query_group_offset + query_tile_first + pair0 // b2
+            group_hi = query_group_offset + query_tile_first + last_pair // b2
+            skip_lo = gl.maximum(group_hi - exact_local, 0)
+            skipped = gl.maximum(gl.minimum(group_lo + exact_local + 1, key_tiles) - skip_lo, 0)
+        count = gl.minimum(key_tiles - skipped - n_first, TILES)
+        return skip_lo, skipped, count
+
+    @gluon.jit
+    def _producer(k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
+                  batch, head, key_row0, n_first, count, skip_lo, skipped, tile_tokens,
+                  BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+                  ELEMENT_BYTES: gl.constexpr):  # fmt: skip
+        for i in range(count):
+            s = i % STAGES
+            mbarrier.wait(empty.index(s), ((i // STAGES) & 1) ^ 1)  # a fresh ring starts empty
+            t = n_first + i
+            n = gl.where(t >= skip_lo, t + skipped, t)
+            row = n * tile_tokens + key_row0
+            mbarrier.expect(ready.index(s), 2 * (BLOCK_I + BLOCK_I2) * HEAD_DIM * ELEMENT_BYTES)
+            tma.async_copy_global_to_shared(k_desc, [batch, head, row, 0], ready.index(s), k_bufs.index(s))
+            tma.async_copy_global_to_shared(v_desc, [batch, head, row, 0], ready.index(s), v_bufs.index(s))
+            if BLOCK_I2 > 0:
+                second = row + BLOCK_I
+                tma.async_copy_global_to_shared(k2_desc, [batch, head, second, 0], ready.index(s), k2_bufs.index(s))
+                tma.async_copy_global_to_shared(v2_desc, [batch, head, second, 0], ready.index(s), v2_bufs.index(s))
+
+    @gluon.jit
+    def _hi_lo(x, dtype: gl.constexpr):
+        """x (float32) as two terms of ``dtype``: 16 mantissa bits for bfloat16, 22 for float16."""
+        hi = x.to(dtype)
+        return hi, (x - hi.to(gl.float32)).to(dtype)
+
+    @gluon.jit
+    def _logits(q_smem, k_tile, cols_first, b2, qk_scale, BLOCK_P: gl.constexpr, BLOCK: gl.constexpr):
+        """Scaled log2 logits of the pairs against ``BLOCK`` key columns; padding columns get a finite
+        large negative logit (their p is exactly 0 and p * z stays 0)."""
+        layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                         instr_shape=[16, BLOCK, 16])  # fmt: skip
+        z = warpgroup_mma(q_smem, k_tile.permute((1, 0)), gl.zeros([BLOCK_P, BLOCK], gl.float32, layout),
+                          use_acc=False)  # fmt: skip
+        cols = cols_first + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, layout))
+        return z * qk_scale + gl.where(cols < b2, 0.0, PADDING_LOGIT)[None, :]
+
+    @gluon.jit
+    def _consumer(Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, al_smem, y_smem,
+                  g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh, stride_qn,
+                  query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
+                  HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, STAGES: gl.constexpr):  # fmt: skip
+        BLOCK_P: gl.constexpr = 64
+        dtype: gl.constexpr = Q.dtype.element_ty
+        rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
+        mma_s: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                        instr_shape=[16, BLOCK_I, 16])  # fmt: skip
+        mma_o: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                        instr_shape=[16, HEAD_DIM, 16])  # fmt: skip
+        r_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma_o, k_width=2)
+        mma_s2: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                         instr_shape=[16, max(BLOCK_I2, 16), 16])  # fmt: skip
+        row_stats: gl.constexpr = gl.SliceLayout(1, mma_s)
+        row_stats2: gl.constexpr = gl.SliceLayout(1, mma_s2)
+
+        # first iteration (L = identity): each pair's query is row k of its own query tile, loaded once
+        pairs = pair0 + gl.arange(0, BLOCK_P, layout=gl.SliceLayout(1, rows_layout))
+        d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, rows_layout))
+        token = (query_tile_first + pairs // b2) * tile_tokens + k * b2 + pairs % b2
+        q_base = Q + batch.to(gl.int64) * stride_qb + head.to(gl.int64) * stride_qh
+        q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :],
+                    mask=(pairs < pairs_total)[:, None], other=0.0)  # fmt: skip
+        q_smem.store(q)
+        fence_async_shared()
+
+        out_pairs = pair0 + gl.arange(0, BLOCK_P, layout=row_stats)
+        cl_rows = (g.to(gl.int64) * pairs_total + out_pairs) * nk + k
+        zero_o = gl.zeros([BLOCK_P, HEAD_DIM], gl.float32, mma_o)
+        for i in range(count):
+            s = i % STAGES
+            mbarrier.wait(ready.index(s), (i // STAGES) & 1)
+            keys = k_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
+            values = v_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
+            z = _logits(q_smem, keys, 0, b2, qk_scale, BLOCK_P, BLOCK_I)
+            m_i = gl.max(z, axis=1)
+            if BLOCK_I2 > 0:  # 80 columns as 64 + 16: both blocks meet in one softmax
+                keys2 = k2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
+                values2 = v2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
+                z2 = _logits(q_smem, keys2, BLOCK_I, b2, qk_scale, BLOCK_P, BLOCK_I2)
+                m_i = gl.maximum(m_i, gl.convert_layout(gl.max(z2, axis=1), row_stats))
+            p = gl.exp2(z - m_i[:, None])
+            l_i = gl.sum(p, axis=1)
+            pz_i = gl.sum(p * z, axis=1)
+            if BLOCK_I2 > 0:
+                p2 = gl.exp2(z2 - gl.convert_layout(m_i, row_stats2)[:, None])
+                l_i += gl.convert_layout(gl.sum(p2, axis=1), row_stats)
+                pz_i += gl.convert_layout(gl.sum(p2 * z2, axis=1), row_stats)
+            r_hi, r_lo = _hi_lo(p / l_i[:, None], dtype)
+            r_hi = gl.convert_layout(r_hi, r_layout)
+            acc = warpgroup_mma(r_hi, keys, zero_o, use_acc=False)
+            acc = warpgroup_mma(gl.convert_layout(r_lo, r_layout), keys, acc)
+            if BLOCK_I2 > 0:
+                r2_hi, r2_lo = _hi_lo(p2 / gl.convert_layout(l_i, row_stats2)[:, None], dtype)
+                r2_hi = gl.convert_layout(r2_hi, r_layout)
+                acc = warpgroup_mma(r2_hi, keys2, acc)
+                acc = warpgroup_mma(gl.convert_layout(r2_lo, r_layout), keys2, acc)
+            # Y feeds the output linearly: one term of R is enough (relative L2 of Y 1.7e-3)
+            y = warpgroup_mma(r_hi, values, zero_o, use_acc=False)
+            if BLOCK_I2 > 0:
+                y = warpgroup_mma(r2_hi, values2, y)
+            mbarrier.arrive(empty.index(s))  # both products are complete: the stage may be refilled
+            t = n_first + i
+            n = gl.where(t >= skip_lo, t + skipped, t)
+            tma.store_wait(0)  # the previous key row's stores have left the staging buffers
+            al_smem.reshape([BLOCK_P, HEAD_DIM]).store(acc.to(al_desc.dtype))
+            y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
+            fence_async_shared()
+            column = (n * b1 + k) * HEAD_DIM
+            tma.async_copy_shared_to_global(al_desc, [g, pair0, column], al_smem)
+            tma.async_copy_shared_to_global(y_desc, [g, pair0, column], y_smem)
+            gl.store(CL + cl_rows + n * b1, pz_i / l_i - m_i - gl.log2(l_i), mask=out_pairs < pairs_total)
+        tma.store_wait(0)
+
+    @gluon.jit
+    def _second_consumer(Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, al_smem,
+                         y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
+                         stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
+                         HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr,
+                         STAGES: gl.constexpr):  # fmt: skip
+        """The worker partition's consumer: the next 64 pairs."""
+        _consumer(Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, al_smem, y_smem,
+                  g, batch, head, pair0 + 64, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh, stride_qn,
+                  query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
+                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES)  # fmt: skip
+
+    @gluon.jit
+    def gluon_stage1_kernel(
+        Q, CL, k_desc, v_desc, k2_desc, v2_desc, al_desc, y_desc,
+        stride_qb, stride_qh, stride_qn, heads, query_tile_first, pairs_total, key_tiles, b1, b2,
+        query_group_offset, exact_local, qk_scale,
+        HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, TILES: gl.constexpr,
+        STAGES: gl.constexpr, HAS_LOCAL: gl.constexpr,
+    ):  # fmt: skip
+        """Grid: (cdiv(pairs, 128), cdiv(key_tiles, TILES) * b1, batch * heads)."""
+        pid_p = gl.program_id(0)
+        pid_nk = gl.program_id(1)
+        g = gl.program_id(2)
+        k = pid_nk % b1
+        n_first = (pid_nk // b1) * TILES
+        pair0 = pid_p * 128
+        skip_lo, skipped, count = _tile_list(
+            pair0, pairs_total, b2, key_tiles, n_first, query_tile_first, query_group_offset, exact_local,
+            TILES, 128, HAS_LOCAL,
+        )  # fmt: skip
+        batch = g // heads
+        head = g % heads
+        tile_tokens = b1 * b2
+        nk = key_tiles * b1
+        dtype: gl.constexpr = Q.dtype.element_ty
+        rank2: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
+        rank3: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=3)
+        rank4: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4)
+        SECOND: gl.constexpr = BLOCK_I2 if BLOCK_I2 > 0 else 16  # allocated, not used, without a second block
+        k_bufs = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_I, HEAD_DIM], rank4)
+        v_bufs = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_I, HEAD_DIM], rank4)
+        k2_bufs = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, SECOND, HEAD_DIM], rank4)
+        v2_bufs = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, SECOND, HEAD_DIM], rank4)
+        ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for s in gl.static_range(STAGES):
+            mbarrier.init(ready.index(s), count=1)
+            mbarrier.init(empty.index(s), count=2)  # one arrival per consumer
+        q_first = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
+        q_second = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
+        al_first = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
+        al_second = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
+        y_first = gl.allocate_shared_memory(y_desc.dtype, [1, 64, HEAD_DIM], rank3)
+        y_second = gl.allocate_shared_memory(y_desc.dtype, [1, 64, HEAD_DIM], rank3)
+        gl.warp_specialize(
+            [
+                (_consumer, (Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_first, al_first,
+                             y_first, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
+                             stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
+                             HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES)),
+                (_second_consumer, (Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_second,
+                                    al_second, y_second, g, batch, head, pair0, k, n_first, count, skip_lo, skipped,
+                                    stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk,
+                                    tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES)),
+                (_producer, (k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
+                             batch, head, k * b2, n_first, count, skip_lo, skipped, tile_tokens,
+                             BLOCK_I, BLOCK_I2, HEAD_DIM, STAGES, 2)),
+            ],
+            [4, 1],
+            [232, 40],
+        )  # fmt: skip
+
+
+def _shared_layout(rank: int):
+    return gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=rank)
+
+
+def _key_descriptor(x: Tensor, rows: int) -> TensorDescriptor:
+    """[B, H, N, D] keys or values (any strides TMA takes), boxes of ``rows`` tokens of one head."""
+    return TensorDescriptor(x, list(x.shape), list(x.stride()), [1, 1, rows, x.shape[-1]], _shared_layout(4))
+
+
+def _scratch_descriptor(x: Tensor) -> TensorDescriptor:
+    """aL or Y scratch ``[G, tiles, b2, key_rows, D]`` seen as [G, pairs, key_rows * D]: boxes of 64 pairs
+    of one key row; TMA clips the pairs past the end of each head."""
+    g, tiles, b2, key_rows, d = x.shape
+    shape = [g, tiles * b2, key_rows * d]
+    return TensorDescriptor(x, shape, [shape[1] * shape[2], shape[2], 1], [1, 64, d], _shared_layout(3))
+
+
+SHARED_MEMORY_BYTES = 232448 - 2048
+"""sm_90's shared memory per block, less room for the barriers and the compiler's own scratch."""
+
+
+def stages_that_fit(first: int, second: int, head_dim: int, wanted: int) -> int:
+    """The deepest TMA ring up to ``wanted`` that fits beside the queries and the aL/Y staging buffers
+    (16-bit: 100 columns as 64 + 64 take 2 stages, 80 as 64 + 16 take 3)."""
+    per_stage = 2 * (first + max(second, 16)) * head_dim * 2
+    fixed = 6 * PAIRS_PER_CONSUMER * head_dim * 2  # two consumers' queries, aL and Y
+    return max(1, min(wanted, (SHARED_MEMORY_BYTES - fixed) // per_stage))
+
+
+def launch(q, k, v, aL, Y, cL, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float,
+           config: dict) -> None:  # fmt: skip
+    """Stage 1 of query tiles ``[query_tile_first, + tiles)`` into ``aL, Y, cL`` (``triton_stage1`` layout)."""
+    batch, heads, _, head_dim = q.shape
+    first, second = column_blocks(layout.b2)
+    stages = stages_that_fit(first, second, head_dim, config["STAGES"])
+    pairs = tiles * layout.b2
+    grid = (-(-pairs // 128), -(-layout.key_tiles // config["TILES"]) * layout.b1, batch * heads)
+    gluon_stage1_kernel[grid](
+        q, cL, _key_descriptor(k, first), _key_descriptor(v, first),
+        _key_descriptor(k, max(second, 16)), _key_descriptor(v, max(second, 16)),
+        _scratch_descriptor(aL), _scratch_descriptor(Y),
+        q.stride(0), q.stride(1), q.stride(2), heads, query_tile_first, pairs, layout.key_tiles, layout.b1, layout.b2,
+        layout.query_group_offset, max(exact_local, 0), qk_scale,
+        HEAD_DIM=head_dim, BLOCK_I=first, BLOCK_I2=second, TILES=config["TILES"], STAGES=stages,
+        HAS_LOCAL=exact_local >= 0, num_warps=4,
+    )  # fmt: skip
