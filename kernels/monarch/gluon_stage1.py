@@ -1,8 +1,8 @@
 """Stage 1 of Monarch attention as a warp-specialised Hopper kernel (Gluon), for the common case.
 
-Meaning: ``triton_stage1`` (``reference.aL``, ``reference.Y``, ``reference.cL``) for the first and
-final iteration (``iterations=1``, the default) with whole-frame tiles (no h/w split), 16-bit inputs
-and head dim 64 or 128, on sm_90. Outputs go to the same scratch, in the same layout.
+Meaning: ``triton_stage1`` (``reference.aL``, ``reference.Y``, ``reference.cL``) for every iteration
+with whole-frame tiles (no h/w split), 16-bit inputs and head dim 64 or 128, on sm_90. Outputs go to
+the same scratch, in the same layout; later iterations read aR from ``triton_stage2.refine``.
 
 Why a second kernel: the Triton stage 1 is latency-bound (Nsight Compute, session 9: 3 warps per
 scheduler, 17 % tensor-pipe activity) because each 4-warp program loads its key tiles, converts them,
@@ -62,9 +62,9 @@ def column_blocks(b2: int) -> tuple[int, int]:
     return first, (0 if rest <= 0 else max(16, 1 << (rest - 1).bit_length()))
 
 
-def serves(q: Tensor, k: Tensor, v: Tensor, layout, first: bool, final: bool) -> bool:
-    """Hopper, Gluon present, first and final iteration, whole-frame tiles, 16-bit, TMA-able strides."""
-    if not (HAS_GLUON and q.is_cuda and first and final and _device_ok(q.device.index or 0)):
+def serves(q: Tensor, k: Tensor, v: Tensor, layout) -> bool:
+    """Hopper, Gluon present, whole-frame tiles, 16-bit inputs, TMA-able strides (any iteration)."""
+    if not (HAS_GLUON and q.is_cuda and _device_ok(q.device.index or 0)):
         return False
     if layout.h_split != 1 or layout.w_split != 1 or layout.b2 > 128:
         return False
@@ -124,21 +124,25 @@ if HAS_GLUON:
         return hi, (x - hi.to(gl.float32)).to(dtype)
 
     @gluon.jit
-    def _logits(q_smem, k_tile, cols_first, b2, qk_scale, BLOCK_P: gl.constexpr, BLOCK: gl.constexpr):
-        """Scaled log2 logits of the pairs against ``BLOCK`` key columns; padding columns get a finite
-        large negative logit (their p is exactly 0 and p * z stays 0)."""
+    def _logits(q_smem, q_lo_smem, k_tile, cols_first, b2, qk_scale, BLOCK_P: gl.constexpr, BLOCK: gl.constexpr,
+                SPLIT_Q: gl.constexpr):  # fmt: skip
+        """Scaled log2 logits of the pairs against ``BLOCK`` key columns (queries as hi + lo terms when
+        ``SPLIT_Q``); padding columns get a finite large negative logit (p exactly 0, p * z stays 0)."""
         layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                          instr_shape=[16, BLOCK, 16])  # fmt: skip
         z = warpgroup_mma(q_smem, k_tile.permute((1, 0)), gl.zeros([BLOCK_P, BLOCK], gl.float32, layout),
                           use_acc=False)  # fmt: skip
+        if SPLIT_Q:
+            z = warpgroup_mma(q_lo_smem, k_tile.permute((1, 0)), z)
         cols = cols_first + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, layout))
         return z * qk_scale + gl.where(cols < b2, 0.0, PADDING_LOGIT)[None, :]
 
     @gluon.jit
-    def _consumer(Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, al_smem, y_smem,
-                  g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh, stride_qn,
-                  query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
-                  HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, STAGES: gl.constexpr):  # fmt: skip
+    def _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, q_lo_smem,
+                  al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
+                  stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
+                  HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, STAGES: gl.constexpr,
+                  FIRST: gl.constexpr, FINAL: gl.constexpr, SPLIT_Q: gl.constexpr):  # fmt: skip
         BLOCK_P: gl.constexpr = 64
         dtype: gl.constexpr = Q.dtype.element_ty
         rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
@@ -152,30 +156,44 @@ if HAS_GLUON:
         row_stats: gl.constexpr = gl.SliceLayout(1, mma_s)
         row_stats2: gl.constexpr = gl.SliceLayout(1, mma_s2)
 
-        # first iteration (L = identity): each pair's query is row k of its own query tile, loaded once
         pairs = pair0 + gl.arange(0, BLOCK_P, layout=gl.SliceLayout(1, rows_layout))
         d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, rows_layout))
-        token = (query_tile_first + pairs // b2) * tile_tokens + k * b2 + pairs % b2
-        q_base = Q + batch.to(gl.int64) * stride_qb + head.to(gl.int64) * stride_qh
-        q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :],
-                    mask=(pairs < pairs_total)[:, None], other=0.0)  # fmt: skip
-        q_smem.store(q)
-        fence_async_shared()
+        pairs_ok = (pairs < pairs_total)[:, None]
+        if FIRST:  # L = identity: each pair's query is row k of its own query tile, loaded once
+            token = (query_tile_first + pairs // b2) * tile_tokens + k * b2 + pairs % b2
+            q_base = Q + batch.to(gl.int64) * stride_qb + head.to(gl.int64) * stride_qh
+            q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :], mask=pairs_ok, other=0.0)
+            q_smem.store(q)
+            fence_async_shared()
+        else:  # later iterations: aR of (pair, key tile n, row k), triton_stage2.refine's layout
+            ar_pair = g.to(gl.int64) * pairs_total * nk + (pairs // b2).to(gl.int64) * nk * b2 + pairs % b2
 
         out_pairs = pair0 + gl.arange(0, BLOCK_P, layout=row_stats)
         cl_rows = (g.to(gl.int64) * pairs_total + out_pairs) * nk + k
         zero_o = gl.zeros([BLOCK_P, HEAD_DIM], gl.float32, mma_o)
         for i in range(count):
             s = i % STAGES
+            t = n_first + i
+            n = gl.where(t >= skip_lo, t + skipped, t)
+            if not FIRST:
+                ar_rows = ar_pair + (n * b1 + k) * b2
+                a = gl.load(AR + ar_rows[:, None] * HEAD_DIM + d[None, :], mask=pairs_ok, other=0.0).to(gl.float32)
+                if SPLIT_Q:  # float16 scratch against bfloat16 keys: two bfloat16 terms
+                    a_hi, a_lo = _hi_lo(a, dtype)
+                    q_smem.store(a_hi)
+                    q_lo_smem.store(a_lo)
+                else:
+                    q_smem.store(a.to(dtype))
+                fence_async_shared()
             mbarrier.wait(ready.index(s), (i // STAGES) & 1)
             keys = k_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
             values = v_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
-            z = _logits(q_smem, keys, 0, b2, qk_scale, BLOCK_P, BLOCK_I)
+            z = _logits(q_smem, q_lo_smem, keys, 0, b2, qk_scale, BLOCK_P, BLOCK_I, SPLIT_Q)
             m_i = gl.max(z, axis=1)
             if BLOCK_I2 > 0:  # 80 columns as 64 + 16: both blocks meet in one softmax
                 keys2 = k2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
                 values2 = v2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
-                z2 = _logits(q_smem, keys2, BLOCK_I, b2, qk_scale, BLOCK_P, BLOCK_I2)
+                z2 = _logits(q_smem, q_lo_smem, keys2, BLOCK_I, b2, qk_scale, BLOCK_P, BLOCK_I2, SPLIT_Q)
                 m_i = gl.maximum(m_i, gl.convert_layout(gl.max(z2, axis=1), row_stats))
             p = gl.exp2(z - m_i[:, None])
             l_i = gl.sum(p, axis=1)
@@ -193,42 +211,42 @@ if HAS_GLUON:
                 r2_hi = gl.convert_layout(r2_hi, r_layout)
                 acc = warpgroup_mma(r2_hi, keys2, acc)
                 acc = warpgroup_mma(gl.convert_layout(r2_lo, r_layout), keys2, acc)
-            # Y feeds the output linearly: one term of R is enough (relative L2 of Y 1.7e-3)
-            y = warpgroup_mma(r_hi, values, zero_o, use_acc=False)
-            if BLOCK_I2 > 0:
-                y = warpgroup_mma(r2_hi, values2, y)
-            mbarrier.arrive(empty.index(s))  # both products are complete: the stage may be refilled
-            t = n_first + i
-            n = gl.where(t >= skip_lo, t + skipped, t)
+            if FINAL:  # Y feeds the output linearly: one term of R is enough (relative L2 of Y 1.7e-3)
+                y = warpgroup_mma(r_hi, values, zero_o, use_acc=False)
+                if BLOCK_I2 > 0:
+                    y = warpgroup_mma(r2_hi, values2, y)
+            mbarrier.arrive(empty.index(s))  # the products are complete: the stage may be refilled
             tma.store_wait(0)  # the previous key row's stores have left the staging buffers
             al_smem.reshape([BLOCK_P, HEAD_DIM]).store(acc.to(al_desc.dtype))
-            y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
+            if FINAL:
+                y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
             fence_async_shared()
             column = (n * b1 + k) * HEAD_DIM
             tma.async_copy_shared_to_global(al_desc, [g, pair0, column], al_smem)
-            tma.async_copy_shared_to_global(y_desc, [g, pair0, column], y_smem)
+            if FINAL:
+                tma.async_copy_shared_to_global(y_desc, [g, pair0, column], y_smem)
             gl.store(CL + cl_rows + n * b1, pz_i / l_i - m_i - gl.log2(l_i), mask=out_pairs < pairs_total)
         tma.store_wait(0)
 
     @gluon.jit
-    def _second_consumer(Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, al_smem,
-                         y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
-                         stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
-                         HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr,
-                         STAGES: gl.constexpr):  # fmt: skip
+    def _second_consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
+                         q_lo_smem, al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped,
+                         stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens,
+                         qk_scale, HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr,
+                         STAGES: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr, SPLIT_Q: gl.constexpr):  # fmt: skip
         """The worker partition's consumer: the next 64 pairs."""
-        _consumer(Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, al_smem, y_smem,
-                  g, batch, head, pair0 + 64, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh, stride_qn,
-                  query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
-                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES)  # fmt: skip
+        _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, q_lo_smem,
+                  al_smem, y_smem, g, batch, head, pair0 + 64, k, n_first, count, skip_lo, skipped, stride_qb,
+                  stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
+                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, SPLIT_Q)  # fmt: skip
 
     @gluon.jit
     def gluon_stage1_kernel(
-        Q, CL, k_desc, v_desc, k2_desc, v2_desc, al_desc, y_desc,
+        Q, AR, CL, k_desc, v_desc, k2_desc, v2_desc, al_desc, y_desc,
         stride_qb, stride_qh, stride_qn, heads, query_tile_first, pairs_total, key_tiles, b1, b2,
         query_group_offset, exact_local, qk_scale,
         HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, TILES: gl.constexpr,
-        STAGES: gl.constexpr, HAS_LOCAL: gl.constexpr,
+        STAGES: gl.constexpr, HAS_LOCAL: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr,
     ):  # fmt: skip
         """Grid: (cdiv(pairs, 128), cdiv(key_tiles, TILES) * b1, batch * heads)."""
         pid_p = gl.program_id(0)
@@ -259,22 +277,29 @@ if HAS_GLUON:
         for s in gl.static_range(STAGES):
             mbarrier.init(ready.index(s), count=1)
             mbarrier.init(empty.index(s), count=2)  # one arrival per consumer
+        SPLIT_Q: gl.constexpr = (not FIRST) and AR.dtype.element_ty != dtype
         q_first = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
         q_second = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
+        q_lo_first = q_first  # read only with SPLIT_Q
+        q_lo_second = q_second
+        if SPLIT_Q:
+            q_lo_first = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
+            q_lo_second = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
         al_first = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
         al_second = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
         y_first = gl.allocate_shared_memory(y_desc.dtype, [1, 64, HEAD_DIM], rank3)
         y_second = gl.allocate_shared_memory(y_desc.dtype, [1, 64, HEAD_DIM], rank3)
         gl.warp_specialize(
             [
-                (_consumer, (Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_first, al_first,
-                             y_first, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
-                             stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
-                             HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES)),
-                (_second_consumer, (Q, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_second,
-                                    al_second, y_second, g, batch, head, pair0, k, n_first, count, skip_lo, skipped,
-                                    stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk,
-                                    tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES)),
+                (_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_first,
+                             q_lo_first, al_first, y_first, g, batch, head, pair0, k, n_first, count, skip_lo,
+                             skipped, stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk,
+                             tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, SPLIT_Q)),
+                (_second_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
+                                    q_second, q_lo_second, al_second, y_second, g, batch, head, pair0, k, n_first,
+                                    count, skip_lo, skipped, stride_qb, stride_qh, stride_qn, query_tile_first,
+                                    pairs_total, b1, b2, nk, tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2,
+                                    STAGES, FIRST, FINAL, SPLIT_Q)),
                 (_producer, (k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
                              batch, head, k * b2, n_first, count, skip_lo, skipped, tile_tokens,
                              BLOCK_I, BLOCK_I2, HEAD_DIM, STAGES, 2)),
@@ -305,28 +330,30 @@ SHARED_MEMORY_BYTES = 232448 - 2048
 """sm_90's shared memory per block, less room for the barriers and the compiler's own scratch."""
 
 
-def stages_that_fit(first: int, second: int, head_dim: int, wanted: int) -> int:
+def stages_that_fit(first: int, second: int, head_dim: int, wanted: int, split_queries: bool = False) -> int:
     """The deepest TMA ring up to ``wanted`` that fits beside the queries and the aL/Y staging buffers
     (16-bit: 100 columns as 64 + 64 take 2 stages, 80 as 64 + 16 take 3)."""
     per_stage = 2 * (first + max(second, 16)) * head_dim * 2
-    fixed = 6 * PAIRS_PER_CONSUMER * head_dim * 2  # two consumers' queries, aL and Y
+    fixed = (8 if split_queries else 6) * PAIRS_PER_CONSUMER * head_dim * 2  # two consumers' queries, aL and Y
     return max(1, min(wanted, (SHARED_MEMORY_BYTES - fixed) // per_stage))
 
 
-def launch(q, k, v, aL, Y, cL, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float,
-           config: dict) -> None:  # fmt: skip
-    """Stage 1 of query tiles ``[query_tile_first, + tiles)`` into ``aL, Y, cL`` (``triton_stage1`` layout)."""
+def launch(q, k, v, aR, aL, Y, cL, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float,
+           config: dict, *, first_iteration: bool, final: bool) -> None:  # fmt: skip
+    """Stage 1 of query tiles ``[query_tile_first, + tiles)`` into ``aL, Y, cL`` (``triton_stage1`` layout);
+    later iterations read their queries from ``aR`` (``triton_stage2.refine``'s layout)."""
     batch, heads, _, head_dim = q.shape
     first, second = column_blocks(layout.b2)
-    stages = stages_that_fit(first, second, head_dim, config["STAGES"])
+    split = not first_iteration and aR.dtype != q.dtype
+    stages = stages_that_fit(first, second, head_dim, config["STAGES"], split)
     pairs = tiles * layout.b2
     grid = (-(-pairs // 128), -(-layout.key_tiles // config["TILES"]) * layout.b1, batch * heads)
     gluon_stage1_kernel[grid](
-        q, cL, _key_descriptor(k, first), _key_descriptor(v, first),
+        q, aR, cL, _key_descriptor(k, first), _key_descriptor(v, first),
         _key_descriptor(k, max(second, 16)), _key_descriptor(v, max(second, 16)),
         _scratch_descriptor(aL), _scratch_descriptor(Y),
         q.stride(0), q.stride(1), q.stride(2), heads, query_tile_first, pairs, layout.key_tiles, layout.b1, layout.b2,
         layout.query_group_offset, max(exact_local, 0), qk_scale,
         HEAD_DIM=head_dim, BLOCK_I=first, BLOCK_I2=second, TILES=config["TILES"], STAGES=stages,
-        HAS_LOCAL=exact_local >= 0, num_warps=4,
+        HAS_LOCAL=exact_local >= 0, FIRST=first_iteration, FINAL=final, num_warps=4,
     )  # fmt: skip

@@ -382,8 +382,9 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
     if config.get("impl") == "gluon":
 
         def launch_gluon(plan: _Plan, chunk: _Chunk) -> None:
-            gluon_stage1.launch(plan.q, plan.k, plan.v, chunk.aL, chunk.Y, chunk.cL, lay, chunk.first_tile,
-                                chunk.tiles, plan.exact_local, plan.qk_scale, config)  # fmt: skip
+            gluon_stage1.launch(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, lay, chunk.first_tile,
+                                chunk.tiles, plan.exact_local, plan.qk_scale, config, first_iteration=first,
+                                final=final)  # fmt: skip
 
         return launch_gluon
     key_tile_blocks = _cdiv(lay.key_tiles, config["TILES_PER_PROGRAM"])
@@ -559,7 +560,7 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
             bf16_products = 0 if q.dtype != torch.bfloat16 else 2 if first else 1
-            gluon = gluon_stage1.serves(q, plan.k, plan.v, lay, first, final)
+            gluon = gluon_stage1.serves(q, plan.k, plan.v, lay)
             candidates = stage1_candidates(lay.b2, bf16_products, gluon)
             steps.append(_tuned_step(key, candidates, stage1, plan, chunk))
             kernel, build, candidates = (

@@ -277,6 +277,9 @@ GLUON_CASES = {
     "10_columns-local1-d64": ((6, 6, 10), None, {"exact_local": 1}, torch.bfloat16, 64),
     "fp16-chunk-local1-d64": ((6, 6, 10), 3, {"exact_local": 1}, torch.float16, 64),
     "tile_frames2": ((4, 4, 52), None, {"tile_frames": 2}, torch.bfloat16, 128),
+    "iterations2": ((4, 4, 52), None, {"iterations": 2}, torch.bfloat16, 128),
+    "80_columns-chunk-iterations3-local0": ((4, 4, 80), 2, {"iterations": 3, "exact_local": 0}, torch.bfloat16, 128),
+    "fp16-iterations2-d64": ((6, 6, 10), None, {"iterations": 2}, torch.float16, 64),
 }
 
 
@@ -290,7 +293,7 @@ def test_gluon_stage1_matches_reference(monkeypatch, case):
     q, k, v = structured_qkv(grid, query, head_dim=head_dim, dtype=dtype, seed=22)
     tiling = {key: settings[key] for key in ("tile_frames",) if key in settings}
     layout = monarch_layout(grid, q.shape[-2], k.shape[-2], **tiling)
-    if not gluon_stage1.serves(q, k, v, layout, True, True):
+    if not gluon_stage1.serves(q, k, v, layout):
         pytest.skip(f"the Gluon stage 1 needs an sm_90 GPU and Triton's Gluon ({torch.cuda.get_device_name()})")
     errors = {}
     for config in [*gluon_stage1.CANDIDATES, triton_monarch.stage1_candidates(grid[2])[0]]:
@@ -316,7 +319,7 @@ def test_gluon_stage1_reads_comfyui_layout_and_batches(monkeypatch):
         for _ in range(3)
     )
     layout = monarch_layout(grid, tokens, tokens)
-    if not gluon_stage1.serves(q, k, v, layout, True, True):
+    if not gluon_stage1.serves(q, k, v, layout):
         pytest.skip(f"the Gluon stage 1 needs an sm_90 GPU and Triton's Gluon ({torch.cuda.get_device_name()})")
     config = gluon_stage1.CANDIDATES[0]
     monkeypatch.setattr(triton_monarch, "_chosen", {})
@@ -326,16 +329,14 @@ def test_gluon_stage1_reads_comfyui_layout_and_batches(monkeypatch):
 
 
 def test_gluon_stage1_is_offered_only_where_it_serves():
-    """Not for later iterations, split tiles or float32; its candidates only when asked for."""
+    """Not for split tiles or float32; its candidates only when asked for."""
     from rtv.kernels.monarch import gluon_stage1, triton_monarch
 
     q, k, v = structured_qkv((4, 4, 52), None, head_dim=64, dtype=torch.bfloat16, seed=24)
     whole = monarch_layout((4, 4, 52), q.shape[-2], k.shape[-2])
     split = monarch_layout((4, 4, 52), q.shape[-2], k.shape[-2], h_split=2)
-    assert not gluon_stage1.serves(q, k, v, whole, True, False)  # a first iteration that is not the last
-    assert not gluon_stage1.serves(q, k, v, whole, False, True)
-    assert not gluon_stage1.serves(q, k, v, split, True, True)
-    assert not gluon_stage1.serves(q.float(), k.float(), v.float(), whole, True, True)
+    assert not gluon_stage1.serves(q, k, v, split)
+    assert not gluon_stage1.serves(q.float(), k.float(), v.float(), whole)
     assert not any("impl" in c for c in triton_monarch.stage1_candidates(52))
     assert [c for c in triton_monarch.stage1_candidates(52, gluon=True) if "impl" in c] == gluon_stage1.CANDIDATES
 
