@@ -33,7 +33,7 @@ import rtv.kernels.monarch as monarch  # noqa: E402
 from rtv.kernels.monarch import autotune_cache, monarch_attention  # noqa: E402
 from rtv.kernels.monarch import triton_monarch as tm  # noqa: E402
 
-SETTINGS = {"plain": {}, "node_default": {"exact_local": 1}}
+SETTINGS = {"plain": {}, "node_default": {"exact_local": 1}, "iterations2": {"iterations": 2}}
 
 
 def load_baseline(path: Path):

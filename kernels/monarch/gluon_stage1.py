@@ -138,6 +138,11 @@ if HAS_GLUON:
         return z * qk_scale + gl.where(cols < b2, 0.0, PADDING_LOGIT)[None, :]
 
     @gluon.jit
+    def _scratch_rows(base, rows, d, mask):
+        """Rows ``rows`` (D wide) of an aR-layout scratch, zero where not ``mask``."""
+        return gl.load(base + rows[:, None] * d.shape[0] + d[None, :], mask=mask, other=0.0)
+
+    @gluon.jit
     def _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, q_lo_smem,
                   al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
                   stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
@@ -167,6 +172,9 @@ if HAS_GLUON:
             fence_async_shared()
         else:  # later iterations: aR of (pair, key tile n, row k), triton_stage2.refine's layout
             ar_pair = g.to(gl.int64) * pairs_total * nk + (pairs // b2).to(gl.int64) * nk * b2 + pairs % b2
+            # the next key row's queries are loaded while this one computes (they are not TMA boxes)
+            n0 = gl.where(n_first >= skip_lo, n_first + skipped, n_first)
+            ar_next = _scratch_rows(AR, ar_pair + (n0 * b1 + k) * b2, d, pairs_ok & (count > 0))
 
         out_pairs = pair0 + gl.arange(0, BLOCK_P, layout=row_stats)
         cl_rows = (g.to(gl.int64) * pairs_total + out_pairs) * nk + k
@@ -176,8 +184,9 @@ if HAS_GLUON:
             t = n_first + i
             n = gl.where(t >= skip_lo, t + skipped, t)
             if not FIRST:
-                ar_rows = ar_pair + (n * b1 + k) * b2
-                a = gl.load(AR + ar_rows[:, None] * HEAD_DIM + d[None, :], mask=pairs_ok, other=0.0).to(gl.float32)
+                a = ar_next.to(gl.float32)
+                n1 = gl.where(t + 1 >= skip_lo, t + 1 + skipped, t + 1)
+                ar_next = _scratch_rows(AR, ar_pair + (n1 * b1 + k) * b2, d, pairs_ok & (i + 1 < count))
                 if SPLIT_Q:  # float16 scratch against bfloat16 keys: two bfloat16 terms
                     a_hi, a_lo = _hi_lo(a, dtype)
                     q_smem.store(a_hi)
