@@ -4,6 +4,7 @@ The meaning is ``reference.monarch_attention_reference``; the kernels are split 
 
 * ``triton_local``  exact local tiles (dense over nearby key tiles), when ``exact_local >= 0``;
 * ``triton_stage1`` the R softmax per (query tile, key tile, key row) -> aL, cL (and Y when final);
+  on Hopper ``gluon_stage1`` (warp-specialised, TMA) is a tuner candidate for the same stage;
 * ``triton_stage2`` the L softmax per (query tile, query column) -> the output, or (``refine``,
   non-final iterations) the next iteration's queries aR.
 
