@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attention import SHAPES, versions  # noqa: E402
+from attention import SHAPES, timed, versions  # noqa: E402
 
 from rtv.kernels.monarch import gluon_stage1, monarch_attention, monarch_layout  # noqa: E402
 
@@ -45,18 +45,6 @@ def reference_head(q, k, v, grid, query_frames, g):
 
 def relative_l2(a, b) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
-
-
-def time_ms(fn, repeats: int = 20) -> float:
-    for _ in range(3):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(repeats):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / repeats
 
 
 def triton_kernel_ms(q, k, v, grid) -> dict:
@@ -114,7 +102,7 @@ def probe(key: str) -> dict:
             }  # fmt: skip
             print(key, name, g, entry[f"{name}_head{g}"], flush=True)
     entry["gluon_ms"] = {
-        f"tiles{t}_stages{s}": time_ms(lambda t=t, s=s: run(q, {"impl": "gluon", "TILES": t, "STAGES": s}))
+        f"tiles{t}_stages{s}": timed(lambda t=t, s=s: run(q, {"impl": "gluon", "TILES": t, "STAGES": s}))
         for t, s in SETTINGS
     }
     print(key, "gluon", entry["gluon_ms"], flush=True)

@@ -71,6 +71,13 @@ def random_qkv(grid, query_frames=None, *, heads=3, head_dim=64, batch=1, dtype=
     return (x.to(device="cuda", dtype=dtype) for x in (q, k, v))
 
 
+def comfyui_layout_qkv(grid, *, heads, head_dim, seed):
+    """Batch 2 of [B, N, H, D] tensors seen as [B, H, N, D], as attention patches pass them (bf16)."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (2, math.prod(grid), heads, head_dim)
+    return ((2.0 * torch.randn(shape, generator=gen)).to("cuda", torch.bfloat16).transpose(1, 2) for _ in range(3))
+
+
 def structured_qkv(grid, query_frames=None, *, heads=3, head_dim=64, dtype=torch.bfloat16, seed=0):
     module = _structured_inputs_module()
     return module.structured_video_qkv(
@@ -156,13 +163,8 @@ def test_fp16_inputs_match_reference(mode):
 
 def test_batch_noncontiguous_inputs_and_custom_scale():
     """[B, N, H, D] tensors seen as [B, H, N, D] (what attention patches pass), batch 2, scale 0.2."""
-    gen = torch.Generator().manual_seed(5)
-    grid, heads, dim = (4, 5, 7), 2, 32
-    tokens = math.prod(grid)
-    q, k, v = (
-        (2.0 * torch.randn(2, tokens, heads, dim, generator=gen)).to("cuda", torch.bfloat16).transpose(1, 2)
-        for _ in range(3)
-    )
+    grid = (4, 5, 7)
+    q, k, v = comfyui_layout_qkv(grid, heads=2, head_dim=32, seed=5)
     check(q, k, v, grid, scale=0.2, iterations=2)
 
 
@@ -311,14 +313,9 @@ def test_gluon_stage1_reads_comfyui_layout_and_batches(monkeypatch):
     descriptors take the strides as they are; every output written."""
     from rtv.kernels.monarch import gluon_stage1, triton_monarch
 
-    gen = torch.Generator().manual_seed(23)
-    grid, heads, dim = (3, 4, 52), 3, 128
-    tokens = math.prod(grid)
-    q, k, v = (
-        (2.0 * torch.randn(2, tokens, heads, dim, generator=gen)).to("cuda", torch.bfloat16).transpose(1, 2)
-        for _ in range(3)
-    )
-    layout = monarch_layout(grid, tokens, tokens)
+    grid = (3, 4, 52)
+    q, k, v = comfyui_layout_qkv(grid, heads=3, head_dim=128, seed=23)
+    layout = monarch_layout(grid, q.shape[-2], k.shape[-2])
     if not gluon_stage1.serves(q, k, v, layout):
         pytest.skip(f"the Gluon stage 1 needs an sm_90 GPU and Triton's Gluon ({torch.cuda.get_device_name()})")
     config = gluon_stage1.CANDIDATES[0]
