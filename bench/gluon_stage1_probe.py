@@ -85,8 +85,9 @@ def probe(key: str) -> dict:
     scale = 128**-0.5 * LOG2E
 
     def run(queries, config):
-        gluon_stage1.launch(queries, k, v, a_l, a_l, y, c_l_out, layout, 0, tiles, -1, scale, config,
-                            first_iteration=True, final=True)  # fmt: skip
+        launch = gluon_stage1.launcher(queries, layout, 0, tiles, -1, scale, config, first_iteration=True, final=True,
+                                       scratch_dtype=a_l.dtype)  # fmt: skip
+        launch(queries, k, v, a_l, a_l, y, c_l_out)
 
     entry: dict = {}
     for name, queries in (("random", q), ("peaked", 2.0 * q)):

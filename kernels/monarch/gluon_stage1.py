@@ -318,6 +318,7 @@ if HAS_GLUON:
         )  # fmt: skip
 
 
+@functools.cache
 def _shared_layout(rank: int):
     return gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=rank)
 
@@ -347,22 +348,33 @@ def stages_that_fit(first: int, second: int, head_dim: int, wanted: int, split_q
     return max(1, min(wanted, (SHARED_MEMORY_BYTES - fixed) // per_stage))
 
 
-def launch(q, k, v, aR, aL, Y, cL, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float,
-           config: dict, *, first_iteration: bool, final: bool) -> None:  # fmt: skip
-    """Stage 1 of query tiles ``[query_tile_first, + tiles)`` into ``aL, Y, cL`` (``triton_stage1`` layout);
-    later iterations read their queries from ``aR`` (``triton_stage2.refine``'s layout)."""
+def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float, config: dict,
+             *, first_iteration: bool, final: bool, scratch_dtype: torch.dtype):  # fmt: skip
+    """Stage 1 of query tiles ``[query_tile_first, + tiles)``, with grid, scalars and block sizes fixed
+    once per call shape (few-step samplers pay host time per attention call). The returned function
+    takes the call's tensors ``(q, k, v, aR, aL, Y, cL)`` and writes ``aL, Y, cL`` in the
+    ``triton_stage1`` layout; later iterations read their queries from ``aR`` (``triton_stage2.refine``'s)."""
     batch, heads, _, head_dim = q.shape
     first, second = column_blocks(layout.b2)
-    split = not first_iteration and aR.dtype != q.dtype
-    stages = stages_that_fit(first, second, head_dim, config["STAGES"], split)
+    split = not first_iteration and scratch_dtype != q.dtype
     pairs = tiles * layout.b2
-    grid = (-(-pairs // 128), -(-layout.key_tiles // config["TILES"]) * layout.b1, batch * heads)
-    gluon_stage1_kernel[grid](
-        q, aR, cL, _key_descriptor(k, first), _key_descriptor(v, first),
-        _key_descriptor(k, max(second, 16)), _key_descriptor(v, max(second, 16)),
-        _scratch_descriptor(aL), _scratch_descriptor(Y),
+    kernel = gluon_stage1_kernel[(-(-pairs // 128), -(-layout.key_tiles // config["TILES"]) * layout.b1, batch * heads)]
+    scalars = (
         q.stride(0), q.stride(1), q.stride(2), heads, query_tile_first, pairs, layout.key_tiles, layout.b1, layout.b2,
         layout.query_group_offset, max(exact_local, 0), qk_scale,
-        HEAD_DIM=head_dim, BLOCK_I=first, BLOCK_I2=second, TILES=config["TILES"], STAGES=stages,
+    )  # fmt: skip
+    blocks = dict(
+        HEAD_DIM=head_dim, BLOCK_I=first, BLOCK_I2=second, TILES=config["TILES"],
+        STAGES=stages_that_fit(first, second, head_dim, config["STAGES"], split),
         HAS_LOCAL=exact_local >= 0, FIRST=first_iteration, FINAL=final, num_warps=4,
     )  # fmt: skip
+    second_rows = max(second, 16)  # a descriptor is passed (and not read) without a second block
+
+    def launch(q: Tensor, k: Tensor, v: Tensor, aR: Tensor, aL: Tensor, Y: Tensor, cL: Tensor) -> None:
+        kernel(
+            q, aR, cL, _key_descriptor(k, first), _key_descriptor(v, first),
+            _key_descriptor(k, second_rows), _key_descriptor(v, second_rows),
+            _scratch_descriptor(aL), _scratch_descriptor(Y), *scalars, **blocks,
+        )  # fmt: skip
+
+    return launch

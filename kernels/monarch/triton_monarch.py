@@ -381,11 +381,12 @@ def _local_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
 def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool, final: bool) -> Launcher:
     lay = plan.layout
     if config.get("impl") == "gluon":
+        gluon = gluon_stage1.launcher(plan.q, lay, chunk.first_tile, chunk.tiles, plan.exact_local, plan.qk_scale,
+                                      config, first_iteration=first, final=final,
+                                      scratch_dtype=plan.scratch_dtype)  # fmt: skip
 
         def launch_gluon(plan: _Plan, chunk: _Chunk) -> None:
-            gluon_stage1.launch(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL, lay, chunk.first_tile,
-                                chunk.tiles, plan.exact_local, plan.qk_scale, config, first_iteration=first,
-                                final=final)  # fmt: skip
+            gluon(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL)
 
         return launch_gluon
     key_tile_blocks = _cdiv(lay.key_tiles, config["TILES_PER_PROGRAM"])
