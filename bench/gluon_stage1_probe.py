@@ -85,8 +85,7 @@ def probe(key: str) -> dict:
     scale = 128**-0.5 * LOG2E
 
     def run(queries, config):
-        launch = gluon_stage1.launcher(queries, layout, 0, tiles, -1, scale, config, first_iteration=True, final=True,
-                                       scratch_dtype=a_l.dtype)  # fmt: skip
+        launch = gluon_stage1.launcher(queries, layout, 0, tiles, -1, scale, config, first_iteration=True, final=True)
         launch(queries, k, v, a_l, a_l, y, c_l_out)
 
     entry: dict = {}

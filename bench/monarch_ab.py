@@ -6,11 +6,14 @@ process: the baseline stage-1 module (``triton_stage1.py`` of another revision, 
 ``git show HEAD~1:kernels/monarch/triton_stage1.py > /tmp/base_stage1.py``) is loaded into the
 package under another name, and each variant keeps its own tuned choices and launch plans. A
 variant is offered only the candidates its kernel takes; ``--baseline-without KEY`` instead keeps
-the current kernel and takes the candidates that set ``KEY`` away from the baseline. Prints a table,
-writes JSON (device, versions, times, chosen stage-1 configs, relative L2 between the outputs).
+the current kernel and takes the candidates that set ``KEY`` away from the baseline; ``--baseline-rev REV``
+loads the whole ``kernels/monarch`` package of git revision ``REV`` beside the current one (for changes
+that span kernels and launcher), each with its own tuned choices. Prints a table, writes JSON (device,
+versions, times, chosen stage-1 configs, relative L2 between the outputs).
 
     python bench/monarch_ab.py --baseline /tmp/base_stage1.py --shapes full_480p,full_720p --out /tmp/ab.json
     python bench/monarch_ab.py --baseline-without BF16_PRODUCTS --out /tmp/ab.json
+    python bench/monarch_ab.py --baseline-rev HEAD~3 --settings plain,iterations2 --out /tmp/ab.json
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +55,27 @@ def load_baseline(path: Path):
     return module
 
 
+def load_baseline_package(rev: str, where: Path):
+    """``kernels/monarch`` of git revision ``rev`` as package ``_ab_monarch_baseline`` (its own tuned
+    choices and launch plans; the custom op is registered once per process and not used: eager calls
+    run the implementation directly)."""
+    repo = Path(__file__).resolve().parents[1]
+    files = subprocess.run(["git", "ls-tree", "--name-only", rev, "kernels/monarch/"], cwd=repo, check=True,
+                           capture_output=True, text=True).stdout.split()  # fmt: skip
+    package = where / "_ab_monarch_baseline"
+    package.mkdir(parents=True)
+    for name in files:
+        if name.endswith(".py"):
+            source = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=repo, check=True, capture_output=True).stdout
+            (package / Path(name).name).write_bytes(source)  # kept: Triton reads the source of its kernels
+    spec = importlib.util.spec_from_file_location(package.name, package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[package.name] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module(f"{package.name}.triton_monarch")
+
+
 LAUNCH_OPTIONS = {"num_warps", "num_stages", "maxnreg"}
 CURRENT_CANDIDATES = tm.stage1_candidates
 
@@ -70,14 +95,24 @@ def candidates_for(kernel, without: str | None = None):
 class Variant:
     """One stage-1 kernel and its candidates, with its own tuned choices, launch plans and autotune file."""
 
-    def __init__(self, name: str, kernel, candidates, cache_dir: Path) -> None:
+    def __init__(self, name: str, kernel, candidates, cache_dir: Path, package=None) -> None:
         self.name, self.kernel, self.candidates, self.cache_dir = name, kernel, candidates, cache_dir
         self.chosen: dict = {}
         self.recipes: dict = {}
+        self.package = package  # another revision's triton_monarch: called as it is, nothing patched
+
+    def call(self, q, k, v, grid, settings: dict):
+        if self.package is None:
+            return monarch_attention(q, k, v, grid, backend="triton", **settings)
+        tiling = {key: settings[key] for key in ("tile_frames", "h_split", "w_split") if key in settings}
+        rest = {key: value for key, value in settings.items() if key not in tiling}
+        layout = self.package.monarch_layout(grid, q.shape[-2], k.shape[-2], **tiling)
+        return self.package.run(q, k, v, layout, **rest)
 
     def __enter__(self):
-        tm.monarch_stage1_kernel, tm.stage1_candidates = self.kernel, self.candidates
-        tm._chosen, tm._recipes = self.chosen, self.recipes
+        if self.package is None:
+            tm.monarch_stage1_kernel, tm.stage1_candidates = self.kernel, self.candidates
+            tm._chosen, tm._recipes = self.chosen, self.recipes
         # the autotune file follows RTV_CACHE_DIR (autotune_cache.shared_cache re-opens on a change)
         self._saved_cache_dir = os.environ.get(autotune_cache.CACHE_DIR_ENV)
         os.environ[autotune_cache.CACHE_DIR_ENV] = str(self.cache_dir)
@@ -100,12 +135,13 @@ def bench_shape(key: str, variants: list[Variant], settings: list[str], repeats:
     rows: dict = {}
     for setting in settings:
 
-        def call(s=SETTINGS[setting]):
-            return monarch_attention(q, k, v, shape.grid, backend="triton", **s)
-
         entry, outputs = rows.setdefault(setting, {}), {}
         for repeat in range(repeats):
             for variant in variants:
+
+                def call(s=SETTINGS[setting], variant=variant):
+                    return variant.call(q, k, v, shape.grid, s)
+
                 with variant:
                     ms = timed(call)
                     outputs[variant.name] = call().float()
@@ -123,6 +159,7 @@ def main() -> None:
     baseline_from = parser.add_mutually_exclusive_group(required=True)
     baseline_from.add_argument("--baseline", type=Path, help="triton_stage1.py of the baseline revision")
     baseline_from.add_argument("--baseline-without", metavar="KEY", help="current kernel, candidates without KEY")
+    baseline_from.add_argument("--baseline-rev", metavar="REV", help="kernels/monarch of this git revision, whole")
     parser.add_argument("--shapes", default="full_480p,chunk_last,full_720p")
     parser.add_argument("--settings", default="plain,node_default", help=f"subset of {list(SETTINGS)}")
     parser.add_argument("--repeats", type=int, default=2)
@@ -131,11 +168,17 @@ def main() -> None:
     current = tm.monarch_stage1_kernel
     base_kernel = load_baseline(args.baseline).monarch_stage1_kernel if args.baseline else current
     tmp = Path(tempfile.mkdtemp(prefix="monarch-ab-"))
+    package = load_baseline_package(args.baseline_rev, tmp / "packages") if args.baseline_rev else None
     variants = [
-        Variant("baseline", base_kernel, candidates_for(base_kernel, args.baseline_without), tmp / "baseline"),
+        Variant("baseline", base_kernel, candidates_for(base_kernel, args.baseline_without), tmp / "baseline",
+                package),  # fmt: skip
         Variant("change", current, candidates_for(current), tmp / "change"),
     ]
-    baseline = str(args.baseline) if args.baseline else f"current kernel, candidates without {args.baseline_without}"
+    baseline = (
+        f"kernels/monarch at {args.baseline_rev}" if args.baseline_rev
+        else str(args.baseline) if args.baseline
+        else f"current kernel, candidates without {args.baseline_without}"
+    )  # fmt: skip
     result = {"versions": versions(), "dtype": str(DTYPE), "head_dim": HEAD_DIM, "baseline": baseline,
               "shapes": {}}  # fmt: skip
     print(f"{'shape':11s} {'setting':13s} {'variant':9s} {'run':>3s} {'ms':>9s}")
@@ -143,8 +186,10 @@ def main() -> None:
         result["shapes"][key] = bench_shape(key, variants, args.settings.split(","), args.repeats)
         torch.cuda.empty_cache()
     result["chosen_stage1"] = {
-        v.name: {key: config for key, config in v.chosen.items() if "|stage1|" in key} for v in variants
-    }
+        v.name: {key: config for key, config in (v.package._chosen if v.package else v.chosen).items()
+                 if "|stage1|" in key or "|refine|" in key}
+        for v in variants
+    }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: {s: e["median_ratio_baseline_over_change"] for s, e in r.items()} for k, r in

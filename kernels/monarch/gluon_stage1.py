@@ -124,16 +124,13 @@ if HAS_GLUON:
         return hi, (x - hi.to(gl.float32)).to(dtype)
 
     @gluon.jit
-    def _logits(q_smem, q_lo_smem, k_tile, cols_first, b2, qk_scale, BLOCK_P: gl.constexpr, BLOCK: gl.constexpr,
-                SPLIT_Q: gl.constexpr):  # fmt: skip
-        """Scaled log2 logits of the pairs against ``BLOCK`` key columns (queries as hi + lo terms when
-        ``SPLIT_Q``); padding columns get a finite large negative logit (p exactly 0, p * z stays 0)."""
+    def _logits(q_smem, k_tile, cols_first, b2, qk_scale, BLOCK_P: gl.constexpr, BLOCK: gl.constexpr):
+        """Scaled log2 logits of the pairs against ``BLOCK`` key columns; padding columns get a finite
+        large negative logit (p exactly 0, p * z stays 0)."""
         layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                          instr_shape=[16, BLOCK, 16])  # fmt: skip
         z = warpgroup_mma(q_smem, k_tile.permute((1, 0)), gl.zeros([BLOCK_P, BLOCK], gl.float32, layout),
                           use_acc=False)  # fmt: skip
-        if SPLIT_Q:
-            z = warpgroup_mma(q_lo_smem, k_tile.permute((1, 0)), z)
         cols = cols_first + gl.arange(0, BLOCK, layout=gl.SliceLayout(0, layout))
         return z * qk_scale + gl.where(cols < b2, 0.0, PADDING_LOGIT)[None, :]
 
@@ -143,111 +140,115 @@ if HAS_GLUON:
         return gl.load(base + rows[:, None] * d.shape[0] + d[None, :], mask=mask, other=0.0)
 
     @gluon.jit
-    def _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, q_lo_smem,
+    def _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
                   al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
                   stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
                   HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, STAGES: gl.constexpr,
-                  FIRST: gl.constexpr, FINAL: gl.constexpr, SPLIT_Q: gl.constexpr):  # fmt: skip
-        BLOCK_P: gl.constexpr = 64
-        dtype: gl.constexpr = Q.dtype.element_ty
-        rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
-        mma_s: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                        instr_shape=[16, BLOCK_I, 16])  # fmt: skip
-        mma_o: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                        instr_shape=[16, HEAD_DIM, 16])  # fmt: skip
-        r_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma_o, k_width=2)
-        mma_s2: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                         instr_shape=[16, max(BLOCK_I2, 16), 16])  # fmt: skip
-        row_stats: gl.constexpr = gl.SliceLayout(1, mma_s)
-        row_stats2: gl.constexpr = gl.SliceLayout(1, mma_s2)
+                  FIRST: gl.constexpr, FINAL: gl.constexpr):  # fmt: skip
+        if pair0 >= pairs_total:  # no pair of this warpgroup exists (a launch's last CTA): keep the ring turning
+            for i in range(count):
+                mbarrier.wait(ready.index(i % STAGES), (i // STAGES) & 1)
+                mbarrier.arrive(empty.index(i % STAGES))
+        else:
+            BLOCK_P: gl.constexpr = 64
+            dtype: gl.constexpr = Q.dtype.element_ty
+            rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
+            mma_s: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                            instr_shape=[16, BLOCK_I, 16])  # fmt: skip
+            mma_o: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                            instr_shape=[16, HEAD_DIM, 16])  # fmt: skip
+            r_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma_o, k_width=2)
+            mma_s2: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                             instr_shape=[16, max(BLOCK_I2, 16), 16])  # fmt: skip
+            row_stats: gl.constexpr = gl.SliceLayout(1, mma_s)
+            row_stats2: gl.constexpr = gl.SliceLayout(1, mma_s2)
 
-        pairs = pair0 + gl.arange(0, BLOCK_P, layout=gl.SliceLayout(1, rows_layout))
-        d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, rows_layout))
-        pairs_ok = (pairs < pairs_total)[:, None]
-        if FIRST:  # L = identity: each pair's query is row k of its own query tile, loaded once
-            token = (query_tile_first + pairs // b2) * tile_tokens + k * b2 + pairs % b2
-            q_base = Q + batch.to(gl.int64) * stride_qb + head.to(gl.int64) * stride_qh
-            q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :], mask=pairs_ok, other=0.0)
-            q_smem.store(q)
-            fence_async_shared()
-        else:  # later iterations: aR of (pair, key tile n, row k), triton_stage2.refine's layout
-            ar_pair = g.to(gl.int64) * pairs_total * nk + (pairs // b2).to(gl.int64) * nk * b2 + pairs % b2
-            # the next key row's queries are loaded while this one computes (they are not TMA boxes)
-            n0 = gl.where(n_first >= skip_lo, n_first + skipped, n_first)
-            ar_next = _scratch_rows(AR, ar_pair + (n0 * b1 + k) * b2, d, pairs_ok & (count > 0))
-
-        out_pairs = pair0 + gl.arange(0, BLOCK_P, layout=row_stats)
-        cl_rows = (g.to(gl.int64) * pairs_total + out_pairs) * nk + k
-        zero_o = gl.zeros([BLOCK_P, HEAD_DIM], gl.float32, mma_o)
-        for i in range(count):
-            s = i % STAGES
-            t = n_first + i
-            n = gl.where(t >= skip_lo, t + skipped, t)
-            if not FIRST:
-                a = ar_next.to(gl.float32)
-                n1 = gl.where(t + 1 >= skip_lo, t + 1 + skipped, t + 1)
-                ar_next = _scratch_rows(AR, ar_pair + (n1 * b1 + k) * b2, d, pairs_ok & (i + 1 < count))
-                if SPLIT_Q:  # float16 scratch against bfloat16 keys: two bfloat16 terms
-                    a_hi, a_lo = _hi_lo(a, dtype)
-                    q_smem.store(a_hi)
-                    q_lo_smem.store(a_lo)
-                else:
-                    q_smem.store(a.to(dtype))
+            pairs = pair0 + gl.arange(0, BLOCK_P, layout=gl.SliceLayout(1, rows_layout))
+            d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, rows_layout))
+            pairs_ok = (pairs < pairs_total)[:, None]
+            if FIRST:  # L = identity: each pair's query is row k of its own query tile, loaded once
+                token = (query_tile_first + pairs // b2) * tile_tokens + k * b2 + pairs % b2
+                q_base = Q + batch.to(gl.int64) * stride_qb + head.to(gl.int64) * stride_qh
+                q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :], mask=pairs_ok, other=0.0)
+                q_smem.store(q)
                 fence_async_shared()
-            mbarrier.wait(ready.index(s), (i // STAGES) & 1)
-            keys = k_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
-            values = v_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
-            z = _logits(q_smem, q_lo_smem, keys, 0, b2, qk_scale, BLOCK_P, BLOCK_I, SPLIT_Q)
-            m_i = gl.max(z, axis=1)
-            if BLOCK_I2 > 0:  # 80 columns as 64 + 16: both blocks meet in one softmax
-                keys2 = k2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
-                values2 = v2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
-                z2 = _logits(q_smem, q_lo_smem, keys2, BLOCK_I, b2, qk_scale, BLOCK_P, BLOCK_I2, SPLIT_Q)
-                m_i = gl.maximum(m_i, gl.convert_layout(gl.max(z2, axis=1), row_stats))
-            p = gl.exp2(z - m_i[:, None])
-            l_i = gl.sum(p, axis=1)
-            pz_i = gl.sum(p * z, axis=1)
-            if BLOCK_I2 > 0:
-                p2 = gl.exp2(z2 - gl.convert_layout(m_i, row_stats2)[:, None])
-                l_i += gl.convert_layout(gl.sum(p2, axis=1), row_stats)
-                pz_i += gl.convert_layout(gl.sum(p2 * z2, axis=1), row_stats)
-            r_hi, r_lo = _hi_lo(p / l_i[:, None], dtype)
-            r_hi = gl.convert_layout(r_hi, r_layout)
-            acc = warpgroup_mma(r_hi, keys, zero_o, use_acc=False)
-            acc = warpgroup_mma(gl.convert_layout(r_lo, r_layout), keys, acc)
-            if BLOCK_I2 > 0:
-                r2_hi, r2_lo = _hi_lo(p2 / gl.convert_layout(l_i, row_stats2)[:, None], dtype)
-                r2_hi = gl.convert_layout(r2_hi, r_layout)
-                acc = warpgroup_mma(r2_hi, keys2, acc)
-                acc = warpgroup_mma(gl.convert_layout(r2_lo, r_layout), keys2, acc)
-            if FINAL:  # Y feeds the output linearly: one term of R is enough (relative L2 of Y 1.7e-3)
-                y = warpgroup_mma(r_hi, values, zero_o, use_acc=False)
+            else:  # later iterations: aR of (pair, key tile n, row k) in the input dtype, refine's layout
+                gl.static_assert(AR.dtype.element_ty == dtype, "aR must come in the input dtype")
+                ar_pair = g.to(gl.int64) * pairs_total * nk + (pairs // b2).to(gl.int64) * nk * b2 + pairs % b2
+                # the next key row's queries are loaded while this one computes (they are not TMA boxes)
+                n0 = gl.where(n_first >= skip_lo, n_first + skipped, n_first)
+                ar_next = _scratch_rows(AR, ar_pair + (n0 * b1 + k) * b2, d, pairs_ok & (count > 0))
+
+            out_pairs = pair0 + gl.arange(0, BLOCK_P, layout=row_stats)
+            cl_rows = (g.to(gl.int64) * pairs_total + out_pairs) * nk + k
+            zero_o = gl.zeros([BLOCK_P, HEAD_DIM], gl.float32, mma_o)
+            for i in range(count):
+                s = i % STAGES
+                t = n_first + i
+                n = gl.where(t >= skip_lo, t + skipped, t)
+                if not FIRST:
+                    q_smem.store(ar_next)
+                    n1 = gl.where(t + 1 >= skip_lo, t + 1 + skipped, t + 1)
+                    ar_next = _scratch_rows(AR, ar_pair + (n1 * b1 + k) * b2, d, pairs_ok & (i + 1 < count))
+                    fence_async_shared()
+                mbarrier.wait(ready.index(s), (i // STAGES) & 1)
+                keys = k_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
+                values = v_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
+                z = _logits(q_smem, keys, 0, b2, qk_scale, BLOCK_P, BLOCK_I)
+                m_i = gl.max(z, axis=1)
+                if BLOCK_I2 > 0:  # 80 columns as 64 + 16: both blocks meet in one softmax
+                    keys2 = k2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
+                    values2 = v2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
+                    z2 = _logits(q_smem, keys2, BLOCK_I, b2, qk_scale, BLOCK_P, BLOCK_I2)
+                    m_i = gl.maximum(m_i, gl.convert_layout(gl.max(z2, axis=1), row_stats))
+                p = gl.exp2(z - m_i[:, None])
+                l_i = gl.sum(p, axis=1)
+                pz_i = gl.sum(p * z, axis=1)
                 if BLOCK_I2 > 0:
-                    y = warpgroup_mma(r2_hi, values2, y)
-            mbarrier.arrive(empty.index(s))  # the products are complete: the stage may be refilled
-            tma.store_wait(0)  # the previous key row's stores have left the staging buffers
-            al_smem.reshape([BLOCK_P, HEAD_DIM]).store(acc.to(al_desc.dtype))
-            if FINAL:
-                y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
-            fence_async_shared()
-            column = (n * b1 + k) * HEAD_DIM
-            tma.async_copy_shared_to_global(al_desc, [g, pair0, column], al_smem)
-            if FINAL:
-                tma.async_copy_shared_to_global(y_desc, [g, pair0, column], y_smem)
-            gl.store(CL + cl_rows + n * b1, pz_i / l_i - m_i - gl.log2(l_i), mask=out_pairs < pairs_total)
-        tma.store_wait(0)
+                    p2 = gl.exp2(z2 - gl.convert_layout(m_i, row_stats2)[:, None])
+                    l_i += gl.convert_layout(gl.sum(p2, axis=1), row_stats)
+                    pz_i += gl.convert_layout(gl.sum(p2 * z2, axis=1), row_stats)
+                r_hi, r_lo = _hi_lo(p / l_i[:, None], dtype)
+                r_hi = gl.convert_layout(r_hi, r_layout)
+                acc = warpgroup_mma(r_hi, keys, zero_o, use_acc=False)
+                acc = warpgroup_mma(gl.convert_layout(r_lo, r_layout), keys, acc)
+                if BLOCK_I2 > 0:
+                    r2_hi, r2_lo = _hi_lo(p2 / gl.convert_layout(l_i, row_stats2)[:, None], dtype)
+                    r2_hi = gl.convert_layout(r2_hi, r_layout)
+                    acc = warpgroup_mma(r2_hi, keys2, acc)
+                    acc = warpgroup_mma(gl.convert_layout(r2_lo, r_layout), keys2, acc)
+                if not FINAL:
+                    mbarrier.arrive(empty.index(s))  # the products are complete: the stage may be refilled
+                # aL leaves while Y is computed, Y while the next key row is: each waits only for its own
+                # staging buffer (TMA store groups complete in order: aL of row i, then Y of row i)
+                column = (n * b1 + k) * HEAD_DIM
+                tma.store_wait(1 if FINAL else 0)  # the previous row's aL store has read its buffer
+                al_smem.reshape([BLOCK_P, HEAD_DIM]).store(acc.to(al_desc.dtype))
+                fence_async_shared()
+                tma.async_copy_shared_to_global(al_desc, [g, pair0, column], al_smem)
+                if FINAL:  # Y feeds the output linearly: one term of R is enough (relative L2 of Y 1.7e-3)
+                    y = warpgroup_mma(r_hi, values, zero_o, use_acc=False)
+                    if BLOCK_I2 > 0:
+                        y = warpgroup_mma(r2_hi, values2, y)
+                    mbarrier.arrive(empty.index(s))
+                    tma.store_wait(1)  # the previous row's Y store has read its buffer (this row's aL may not)
+                    y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
+                    fence_async_shared()
+                    tma.async_copy_shared_to_global(y_desc, [g, pair0, column], y_smem)
+                gl.store(CL + cl_rows + n * b1, pz_i / l_i - m_i - gl.log2(l_i), mask=out_pairs < pairs_total)
+            tma.store_wait(0)
 
     @gluon.jit
     def _second_consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
-                         q_lo_smem, al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped,
+                         al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped,
                          stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens,
                          qk_scale, HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr,
-                         STAGES: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr, SPLIT_Q: gl.constexpr):  # fmt: skip
+                         STAGES: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr):  # fmt: skip
         """The worker partition's consumer: the next 64 pairs."""
-        _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem, q_lo_smem,
+        _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
                   al_smem, y_smem, g, batch, head, pair0 + 64, k, n_first, count, skip_lo, skipped, stride_qb,
                   stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
-                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, SPLIT_Q)  # fmt: skip
+                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL)  # fmt: skip
 
     @gluon.jit
     def gluon_stage1_kernel(
@@ -286,14 +287,8 @@ if HAS_GLUON:
         for s in gl.static_range(STAGES):
             mbarrier.init(ready.index(s), count=1)
             mbarrier.init(empty.index(s), count=2)  # one arrival per consumer
-        SPLIT_Q: gl.constexpr = (not FIRST) and AR.dtype.element_ty != dtype
         q_first = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
         q_second = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
-        q_lo_first = q_first  # read only with SPLIT_Q
-        q_lo_second = q_second
-        if SPLIT_Q:
-            q_lo_first = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
-            q_lo_second = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
         al_first = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
         al_second = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
         y_first = gl.allocate_shared_memory(y_desc.dtype, [1, 64, HEAD_DIM], rank3)
@@ -301,14 +296,14 @@ if HAS_GLUON:
         gl.warp_specialize(
             [
                 (_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_first,
-                             q_lo_first, al_first, y_first, g, batch, head, pair0, k, n_first, count, skip_lo,
+                             al_first, y_first, g, batch, head, pair0, k, n_first, count, skip_lo,
                              skipped, stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk,
-                             tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, SPLIT_Q)),
+                             tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL)),
                 (_second_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
-                                    q_second, q_lo_second, al_second, y_second, g, batch, head, pair0, k, n_first,
+                                    q_second, al_second, y_second, g, batch, head, pair0, k, n_first,
                                     count, skip_lo, skipped, stride_qb, stride_qh, stride_qn, query_tile_first,
                                     pairs_total, b1, b2, nk, tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2,
-                                    STAGES, FIRST, FINAL, SPLIT_Q)),
+                                    STAGES, FIRST, FINAL)),
                 (_producer, (k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
                              batch, head, k * b2, n_first, count, skip_lo, skipped, tile_tokens,
                              BLOCK_I, BLOCK_I2, HEAD_DIM, STAGES, 2)),
@@ -340,23 +335,22 @@ SHARED_MEMORY_BYTES = 232448 - 2048
 """sm_90's shared memory per block, less room for the barriers and the compiler's own scratch."""
 
 
-def stages_that_fit(first: int, second: int, head_dim: int, wanted: int, split_queries: bool = False) -> int:
+def stages_that_fit(first: int, second: int, head_dim: int, wanted: int) -> int:
     """The deepest TMA ring up to ``wanted`` that fits beside the queries and the aL/Y staging buffers
     (16-bit: 100 columns as 64 + 64 take 2 stages, 80 as 64 + 16 take 3)."""
     per_stage = 2 * (first + max(second, 16)) * head_dim * 2
-    fixed = (8 if split_queries else 6) * PAIRS_PER_CONSUMER * head_dim * 2  # two consumers' queries, aL and Y
+    fixed = 6 * PAIRS_PER_CONSUMER * head_dim * 2  # two consumers' queries, aL and Y
     return max(1, min(wanted, (SHARED_MEMORY_BYTES - fixed) // per_stage))
 
 
 def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float, config: dict,
-             *, first_iteration: bool, final: bool, scratch_dtype: torch.dtype):  # fmt: skip
+             *, first_iteration: bool, final: bool):  # fmt: skip
     """Stage 1 of query tiles ``[query_tile_first, + tiles)``, with grid, scalars and block sizes fixed
     once per call shape (few-step samplers pay host time per attention call). The returned function
     takes the call's tensors ``(q, k, v, aR, aL, Y, cL)`` and writes ``aL, Y, cL`` in the
     ``triton_stage1`` layout; later iterations read their queries from ``aR`` (``triton_stage2.refine``'s)."""
     batch, heads, _, head_dim = q.shape
     first, second = column_blocks(layout.b2)
-    split = not first_iteration and scratch_dtype != q.dtype
     pairs = tiles * layout.b2
     kernel = gluon_stage1_kernel[(-(-pairs // 128), -(-layout.key_tiles // config["TILES"]) * layout.b1, batch * heads)]
     scalars = (
@@ -365,7 +359,7 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
     )  # fmt: skip
     blocks = dict(
         HEAD_DIM=head_dim, BLOCK_I=first, BLOCK_I2=second, TILES=config["TILES"],
-        STAGES=stages_that_fit(first, second, head_dim, config["STAGES"], split),
+        STAGES=stages_that_fit(first, second, head_dim, config["STAGES"]),
         HAS_LOCAL=exact_local >= 0, FIRST=first_iteration, FINAL=final, num_warps=4,
     )  # fmt: skip
     second_rows = max(second, 16)  # a descriptor is passed (and not read) without a second block

@@ -121,12 +121,16 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 8
+STAGE1_REVISION = 9
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
 4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
 programs skip key tiles whose pairs are all attended exactly; 5: every program steps over the key
-tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates; 8: the Gluon kernel's candidates)."""
+tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates; 8: the Gluon kernel's candidates;
+9: Gluon: aL's store overlaps Y's product, idle warpgroups skip the products, later iterations' aR in the input dtype)."""
+
+REFINE_REVISION = 2
+"""Part of refine's tune key (2: the ``REVERSE`` candidates), so stored choices meet the new candidates."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:
@@ -209,7 +213,14 @@ REFINE_CANDIDATES: list[Config] = [
     {"BLOCK_C": 64, "num_warps": 4, "num_stages": 2},
     {"BLOCK_C": 32, "num_warps": 4, "num_stages": 2},
     {"BLOCK_C": 128, "num_warps": 8, "num_stages": 2},
+    {"BLOCK_C": 64, "num_warps": 4, "num_stages": 2, "REVERSE": True},
+    {"BLOCK_C": 64, "num_warps": 8, "num_stages": 3, "REVERSE": True},
+    {"BLOCK_C": 128, "num_warps": 8, "num_stages": 3, "REVERSE": True},
+    {"BLOCK_C": 128, "num_warps": 8, "num_stages": 4, "REVERSE": True},
 ]
+"""``REVERSE``: pass 2 walks back over what pass 1 just read, to find it in L2 (triton_stage2). That
+works when few columns are in flight per SM (a 720p column is 242 KB, the L2 50 MB): the deeper
+128-row pipelines take most of an SM's shared memory, so one or two programs run per SM."""
 
 LOCAL_CANDIDATES: list[Config] = [
     {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2},
@@ -309,6 +320,14 @@ class _Plan:
         attention activations), float32 for float32 inputs."""
         return torch.float32 if self.q.dtype == torch.float32 else torch.float16
 
+    @property
+    def query_scratch_dtype(self) -> torch.dtype:
+        """aR, the later iterations' queries: the input dtype, as precise as the first iteration's
+        queries (the inputs themselves). In the float32 reference, aR rounded to bfloat16 moves the
+        iterations-2/3 output by 2.5-5e-4 relative L2 (float16: 3-8e-5); float16 aR against bfloat16
+        keys cost the Gluon stage 1 a second logits product and a shallower TMA ring."""
+        return self.q.dtype
+
     def scratch(self, *shape: int, dtype: torch.dtype) -> Tensor:
         if self.poison_scratch:
             return torch.full(shape, float("nan"), dtype=dtype, device=self.q.device)
@@ -333,7 +352,7 @@ class _Chunk:
         lay, g, d, dtype = plan.layout, plan.groups, plan.head_dim, plan.scratch_dtype
         aL, Y = plan.scratch(2, g, tiles, lay.b2, plan.key_rows, d, dtype=dtype).unbind(0)  # one allocation
         cL = plan.scratch(g, tiles, lay.b2, plan.key_rows, dtype=torch.float32)
-        aR = plan.scratch(g, tiles, plan.key_rows, lay.b2, d, dtype=dtype) if iterations > 1 else aL
+        aR = plan.scratch(g, tiles, plan.key_rows, lay.b2, d, dtype=plan.query_scratch_dtype) if iterations > 1 else aL
         if plan.has_local:
             local_out = plan.scratch(g, tiles, lay.b2, lay.b1, d, dtype=torch.float32)
             local_lse = plan.scratch(g, tiles, lay.b2, lay.b1, dtype=torch.float32)
@@ -382,8 +401,7 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
     lay = plan.layout
     if config.get("impl") == "gluon":
         gluon = gluon_stage1.launcher(plan.q, lay, chunk.first_tile, chunk.tiles, plan.exact_local, plan.qk_scale,
-                                      config, first_iteration=first, final=final,
-                                      scratch_dtype=plan.scratch_dtype)  # fmt: skip
+                                      config, first_iteration=first, final=final)  # fmt: skip
 
         def launch_gluon(plan: _Plan, chunk: _Chunk) -> None:
             gluon(plan.q, plan.k, plan.v, chunk.aR, chunk.aL, chunk.Y, chunk.cL)
@@ -570,8 +588,9 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
                 if final
                 else ("refine", _refine_launcher, REFINE_CANDIDATES)
             )
+            revision = {} if final else {"rev": REFINE_REVISION}
             key = _tune_key(q, kernel, d=head_dim, b1=lay.b1, local=plan.has_local,
-                            work=_work_bucket(chunk.tiles * lay.b2 * plan.groups))  # fmt: skip
+                            work=_work_bucket(chunk.tiles * lay.b2 * plan.groups), **revision)  # fmt: skip
             steps.append(_tuned_step(key, candidates, build, plan, chunk))
         recipe.append((chunk.first_tile, chunk.tiles, steps))
     return recipe

@@ -425,6 +425,7 @@ def monarch_stage1_kernel(
                     q_hi = _half_tile(AR, ar_row, HEAD_DIM, active, HEAD_DIM // 2, HEAD_DIM // 2, scratch_dtype)
                 else:
                     q = tl.load(AR + ar_row[:, None] * HEAD_DIM + d[None, :], mask=active[:, None], other=0.0)
+                    q = q.to(q_dtype)  # aR comes in the input dtype (exact in float16: a mean of the queries)
                     q_hi = q
             _row_summaries(
                 q, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL,

@@ -48,12 +48,14 @@ grid and tiling; they only enter per-row index math, never a block shape."""
 
 @triton.jit
 def _block_logits(
-    q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM: tl.constexpr, DOT_PRECISION: tl.constexpr
+    q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    AL_POLICY: tl.constexpr,
 ):
     """log2 logits ``[BLOCK_L, BLOCK_C]`` of the (m, j) queries against summary keys ``c``."""
     d = tl.arange(0, HEAD_DIM)
     rows = base_row + c.to(tl.int64)
-    al = tl.load(AL + rows[:, None] * HEAD_DIM + d[None, :], mask=c_valid[:, None], other=0.0)
+    al = tl.load(AL + rows[:, None] * HEAD_DIM + d[None, :], mask=c_valid[:, None], other=0.0,
+                 eviction_policy=AL_POLICY)  # fmt: skip
     cl = tl.load(CL + rows, mask=c_valid, other=0.0)
     s = tl.dot(q, tl.trans(al), input_precision=DOT_PRECISION) * qk_scale - cl[None, :]
     return tl.where(c_valid[None, :], s, float("-inf"))
@@ -76,13 +78,14 @@ def _attend_range(
     BLOCK_C: tl.constexpr,
     WITH_VALUES: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    AL_POLICY: tl.constexpr,
 ):
     """Online softmax over ``c in [c_lo, c_hi)``; with values it also accumulates ``sum p Y``."""
     d = tl.arange(0, HEAD_DIM)
     for c0 in range(c_lo, c_hi, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         c_valid = c < c_hi
-        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION)
+        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION, AL_POLICY)
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
@@ -112,13 +115,22 @@ def _refine_range(
     HEAD_DIM: tl.constexpr,
     BLOCK_C: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    REVERSE: tl.constexpr,
 ):
-    """Write ``aR[c] = sum_l softmax_l(log L[c, l]) q[l]`` for ``c in [c_lo, c_hi)``."""
+    """Write ``aR[c] = sum_l softmax_l(log L[c, l]) q[l]`` for ``c in [c_lo, c_hi)``.
+
+    ``REVERSE`` walks the blocks last to first, right after pass 1 walked them first to last: the
+    blocks pass 1 read last are still in L2 (kept there by its ``evict_last`` loads), so pass 2's
+    first reads hit and only the older ones go back to DRAM; its own reads and aR's stores are
+    marked ``evict_first`` so that they do not push out the blocks still to come."""
     d = tl.arange(0, HEAD_DIM)
-    for c0 in range(c_lo, c_hi, BLOCK_C):
+    blocks = tl.cdiv(c_hi - c_lo, BLOCK_C)
+    for b in range(blocks):
+        c0 = c_lo + ((blocks - 1 - b) if REVERSE else b) * BLOCK_C
         c = c0 + tl.arange(0, BLOCK_C)
         c_valid = c < c_hi
-        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION)
+        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION,
+                          "evict_first" if REVERSE else "")  # fmt: skip
         log_l = tl.where(l_valid[:, None], s - lse[:, None], float("-inf"))
         log_l = tl.where(c_valid[None, :], log_l, 0.0)  # padding columns: any finite value
         w = tl.exp2(log_l - tl.max(log_l, 0)[None, :])
@@ -126,7 +138,8 @@ def _refine_range(
         ar = tl.dot(tl.trans(w).to(q.dtype), q, input_precision=DOT_PRECISION)  # [BLOCK_C, D]
         ar_rows = ar_row0 + c.to(tl.int64) * ar_stride_c
         tl.store(
-            AR + ar_rows[:, None] * HEAD_DIM + d[None, :], ar.to(AR.dtype.element_ty), mask=c_valid[:, None]
+            AR + ar_rows[:, None] * HEAD_DIM + d[None, :], ar.to(AR.dtype.element_ty), mask=c_valid[:, None],
+            eviction_policy="evict_first" if REVERSE else "",
         )
 
 
@@ -277,10 +290,10 @@ def monarch_stage2_kernel(
         m, query_tile_first, query_group_offset, tiles_per_group, key_groups, exact_local, b1, HAS_LOCAL
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, Y, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION
+        q, AL, Y, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION, ""
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, Y, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION
+        q, AL, Y, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION, ""
     )
     out = acc / l_i[:, None]
     batch = g // heads
@@ -324,6 +337,7 @@ def monarch_refine_kernel(
     BLOCK_C: tl.constexpr,
     HAS_LOCAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    REVERSE: tl.constexpr = False,
 ):
     """Non-final iteration: the joint log-normaliser (pass 1), then the next queries aR (pass 2).
 
@@ -346,17 +360,21 @@ def monarch_refine_kernel(
     lo, hi = _local_c_range(
         m, query_tile_first, query_group_offset, tiles_per_group, key_groups, exact_local, b1, HAS_LOCAL
     )
+    keep: tl.constexpr = "evict_last" if REVERSE else ""
     m_i, l_i, acc = _attend_range(
-        q, AL, AL, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION
+        q, AL, AL, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, keep
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, AL, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION
+        q, AL, AL, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, keep
     )
     lse = m_i + tl.log2(l_i)
     ar_row0 = (g * query_tiles + m).to(tl.int64) * nk * b2 + j
+    # reversed, the range pass 1 read last ([hi, nk)) goes first
     _refine_range(
-        q, AL, CL, AR, base_row, ar_row0, b2, 0, lo, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION
-    )
+        q, AL, CL, AR, base_row, ar_row0, b2, hi, nk, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION,
+        REVERSE,
+    )  # fmt: skip
     _refine_range(
-        q, AL, CL, AR, base_row, ar_row0, b2, hi, nk, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION
-    )
+        q, AL, CL, AR, base_row, ar_row0, b2, 0, lo, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION,
+        REVERSE,
+    )  # fmt: skip

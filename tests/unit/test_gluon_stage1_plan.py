@@ -21,12 +21,11 @@ def test_key_columns_are_power_of_two_boxes_that_cover_the_row(columns, blocks):
 
 @pytest.mark.parametrize("columns", [10, 52, 80, 96, 100, 128])
 @pytest.mark.parametrize("head_dim", [64, 128])
-@pytest.mark.parametrize("split_queries", [False, True])
-def test_the_ring_fits_shared_memory(columns, head_dim, split_queries):
+def test_the_ring_fits_shared_memory(columns, head_dim):
     first, second = gluon_stage1.column_blocks(columns)
-    stages = gluon_stage1.stages_that_fit(first, second, head_dim, 3, split_queries)
+    stages = gluon_stage1.stages_that_fit(first, second, head_dim, 3)
     per_stage = 2 * (first + max(second, 16)) * head_dim * 2
-    fixed = (8 if split_queries else 6) * 64 * head_dim * 2
+    fixed = 6 * 64 * head_dim * 2
     assert 1 <= stages <= 3
     assert fixed + stages * per_stage <= gluon_stage1.SHARED_MEMORY_BYTES
 

@@ -338,6 +338,36 @@ def test_gluon_stage1_is_offered_only_where_it_serves():
     assert [c for c in triton_monarch.stage1_candidates(52, gluon=True) if "impl" in c] == gluon_stage1.CANDIDATES
 
 
+@pytest.mark.parametrize(
+    "query, settings",
+    [(None, {"iterations": 2}), (2, {"iterations": 3, "exact_local": 0}), (None, {"iterations": 2, "exact_local": 1})],
+    ids=["full-it2", "chunk-it3-local0", "full-it2-local1"],
+)
+def test_every_refine_candidate(monkeypatch, query, settings):
+    """Each refine candidate alone: within the tolerance, and the reversed pass 2 (``REVERSE``, which
+    walks back over what pass 1 just read) writes the same aR as the forward walk: the same output."""
+    from rtv.kernels.monarch import triton_monarch
+
+    grid = (4, 6, 52)
+    q, k, v = structured_qkv(grid, query, head_dim=64, seed=25)
+    expected = reference(q, k, v, grid, **settings)
+    outputs = {}
+    for config in triton_monarch.REFINE_CANDIDATES:
+        monkeypatch.setattr(triton_monarch, "_chosen", {})
+        monkeypatch.setattr(triton_monarch, "REFINE_CANDIDATES", [config])
+        out = run_triton_poisoned(q, k, v, grid, **settings)
+        assert not out.isnan().any(), f"{config}: an output element was not written"
+        error = relative_l2(out, expected)
+        assert error < TOLERANCE[q.dtype], f"{config}: relative L2 {error:.2e}"
+        outputs[tuple(sorted(config.items()))] = out
+    reversed_ = [c for c in triton_monarch.REFINE_CANDIDATES if c.get("REVERSE")]
+    assert reversed_
+    for config in reversed_:
+        forward = {key: value for key, value in config.items() if key != "REVERSE"}
+        if tuple(sorted(forward.items())) in outputs:
+            assert torch.equal(outputs[tuple(sorted(config.items()))], outputs[tuple(sorted(forward.items()))])
+
+
 def test_a_plan_that_no_longer_fits_in_memory_is_made_again(monkeypatch):
     """Launch plans are kept per call shape; one whose scratch cannot be allocated any more (a model
     was loaded since) is planned again for the memory free now, and the output is still complete."""

@@ -1,0 +1,124 @@
+"""Where one Monarch call spends its GPU time: every kernel launch, labelled by its step.
+
+A call runs, per chunk of query tiles, ``[local], stage 1 (iteration 1), refine, stage 1 (iteration
+2), ..., stage 2``; with several iterations the two stage 1s share a kernel name, so the profiler's
+per-name totals cannot tell them apart. This labels the launches in order and prints, per step, the
+milliseconds and the DRAM bytes its intermediates nominally move (aL, Y, aR written or read; cL and
+the inputs are small), with the bandwidth that implies. Writes JSON.
+
+    python bench/monarch_breakdown.py --shapes full_480p,full_720p --settings plain,iterations2 --out /tmp/b.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attention import DTYPE, HEAD_DIM, SHAPES, versions  # noqa: E402
+
+from rtv.kernels.monarch import monarch_attention  # noqa: E402
+from rtv.kernels.monarch.reference import monarch_layout  # noqa: E402
+
+SETTINGS = {"plain": {}, "node_default": {"exact_local": 1}, "iterations2": {"iterations": 2}}
+
+SCRATCH_UNITS = {"stage1_first": 1, "stage1_later": 2, "stage1_final_first": 2, "stage1_final_later": 3, "refine": 3,
+                 "stage2": 2}
+"""Nominal DRAM traffic of a step in units of aL's size: stage 1 writes aL (and Y when final; a later
+iteration also reads aR), refine reads aL twice and writes aR, stage 2 reads aL and Y."""
+
+
+def step_names(iterations: int, local: bool) -> list[str]:
+    """The launches of one chunk, in order."""
+    names = ["local"] if local else []
+    for iteration in range(iterations):
+        final = iteration == iterations - 1
+        role = ("stage1_final" if final else "stage1") + ("_first" if iteration == 0 else "_later")
+        names += [role, "stage2" if final else "refine"]
+    return names
+
+
+def launches(fn) -> list[tuple[str, float]]:
+    """(kernel name, microseconds) of every kernel one call launches, in start order."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    kernels = [
+        e for e in prof.events()
+        if e.device_type == DeviceType.CUDA and not e.name.startswith(("Memset", "Memcpy", "[memory]"))
+    ]  # fmt: skip
+    kernels.sort(key=lambda e: e.time_range.start)
+    return [(e.name, e.time_range.elapsed_us()) for e in kernels]
+
+
+def breakdown(shape_key: str, setting: str) -> dict:
+    shape = SHAPES[shape_key]
+    settings = SETTINGS[setting]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (
+        torch.randn(1, shape.heads, n, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+        for n in (shape.query_tokens, shape.key_tokens, shape.key_tokens)
+    )
+
+    def call():
+        return monarch_attention(q, k, v, shape.grid, backend="triton", **settings)
+
+    call()  # tuning and compilation stay out of the profile
+    call()
+    torch.cuda.synchronize()
+    events = launches(call)
+    names = step_names(settings.get("iterations", 1), settings.get("exact_local", -1) >= 0)
+    if len(events) % len(names):
+        raise RuntimeError(f"{len(events)} launches do not split into chunks of {names}: {events}")
+    layout = monarch_layout(shape.grid, shape.query_tokens, shape.key_tokens)
+    unit = shape.heads * layout.query_tiles * layout.b2 * layout.key_tiles * layout.b1 * HEAD_DIM * 2
+    steps: dict[str, dict] = {}
+    for index, (kernel, us) in enumerate(events):
+        name = names[index % len(names)]
+        entry = steps.setdefault(name, {"kernel": kernel, "ms": 0.0, "launches": 0})
+        entry["ms"] += us / 1000
+        entry["launches"] += 1
+    for name, entry in steps.items():
+        units = SCRATCH_UNITS.get(name)
+        if units:
+            entry["nominal_gb"] = units * unit / 1e9
+            entry["nominal_tb_per_s"] = entry["nominal_gb"] / entry["ms"]
+    total = sum(e["ms"] for e in steps.values())
+    return {"shape": shape_key, "setting": setting, "settings": settings, "chunks": len(events) // len(names),
+            "al_gb": unit / 1e9, "kernels_ms": total, "steps": steps}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="full_480p,full_720p", help=f"comma-separated subset of {list(SHAPES)}")
+    parser.add_argument("--settings", default="plain,iterations2", help=f"comma-separated subset of {list(SETTINGS)}")
+    parser.add_argument("--out", type=Path, required=True, help="JSON path")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("bench/monarch_breakdown.py needs a CUDA GPU")
+    result = {"versions": versions(), "dtype": str(DTYPE), "head_dim": HEAD_DIM, "runs": []}
+    for shape_key in args.shapes.split(","):
+        for setting in args.settings.split(","):
+            run = breakdown(shape_key, setting)
+            result["runs"].append(run)
+            print(f"\n{shape_key} {setting}: {run['kernels_ms']:.3f} ms in kernels, {run['chunks']} chunk(s), "
+                  f"aL = {run['al_gb']:.2f} GB")  # fmt: skip
+            print(f"  {'step':20s} {'kernel':28s} {'ms':>9s} {'nominal GB':>11s} {'TB/s':>6s}")
+            for name, e in run["steps"].items():
+                gb = f"{e['nominal_gb']:11.2f} {e['nominal_tb_per_s']:6.2f}" if "nominal_gb" in e else ""
+                print(f"  {name:20s} {e['kernel'][:28]:28s} {e['ms']:9.3f} {gb}")
+            torch.cuda.empty_cache()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
