@@ -59,15 +59,20 @@ def load_baseline_package(rev: str, where: Path):
     """``kernels/monarch`` of git revision ``rev`` as package ``_ab_monarch_baseline`` (its own tuned
     choices and launch plans; the custom op is registered once per process and not used: eager calls
     run the implementation directly)."""
-    repo = Path(__file__).resolve().parents[1]
-    files = subprocess.run(["git", "ls-tree", "--name-only", rev, "kernels/monarch/"], cwd=repo, check=True,
-                           capture_output=True, text=True).stdout.split()  # fmt: skip
     package = where / "_ab_monarch_baseline"
     package.mkdir(parents=True)
-    for name in files:
-        if name.endswith(".py"):
-            source = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=repo, check=True, capture_output=True).stdout
-            (package / Path(name).name).write_bytes(source)  # kept: Triton reads the source of its kernels
+    if Path(rev).is_dir():  # a copy of the package (machines whose checkout carries no git history)
+        for path in Path(rev).glob("*.py"):
+            shutil.copyfile(path, package / path.name)
+    else:
+        repo = Path(__file__).resolve().parents[1]
+        files = subprocess.run(["git", "ls-tree", "--name-only", rev, "kernels/monarch/"], cwd=repo, check=True,
+                               capture_output=True, text=True).stdout.split()  # fmt: skip
+        for name in files:
+            if name.endswith(".py"):
+                source = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=repo, check=True,
+                                        capture_output=True).stdout  # fmt: skip
+                (package / Path(name).name).write_bytes(source)  # kept: Triton reads its kernels' source
     spec = importlib.util.spec_from_file_location(package.name, package / "__init__.py",
                                                   submodule_search_locations=[str(package)])  # fmt: skip
     module = importlib.util.module_from_spec(spec)
@@ -159,16 +164,21 @@ def main() -> None:
     baseline_from = parser.add_mutually_exclusive_group(required=True)
     baseline_from.add_argument("--baseline", type=Path, help="triton_stage1.py of the baseline revision")
     baseline_from.add_argument("--baseline-without", metavar="KEY", help="current kernel, candidates without KEY")
-    baseline_from.add_argument("--baseline-rev", metavar="REV", help="kernels/monarch of this git revision, whole")
+    baseline_from.add_argument("--baseline-rev", metavar="REV",
+                               help="kernels/monarch of this git revision (or a folder holding a copy), whole")
     parser.add_argument("--shapes", default="full_480p,chunk_last,full_720p")
     parser.add_argument("--settings", default="plain,node_default", help=f"subset of {list(SETTINGS)}")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed-cache", type=Path, help="autotune file both variants start from (skips re-tuning)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     current = tm.monarch_stage1_kernel
     base_kernel = load_baseline(args.baseline).monarch_stage1_kernel if args.baseline else current
     tmp = Path(tempfile.mkdtemp(prefix="monarch-ab-"))
     package = load_baseline_package(args.baseline_rev, tmp / "packages") if args.baseline_rev else None
+    for name in ("baseline", "change") if args.seed_cache else ():
+        (tmp / name).mkdir()
+        shutil.copyfile(args.seed_cache, tmp / name / args.seed_cache.name)
     variants = [
         Variant("baseline", base_kernel, candidates_for(base_kernel, args.baseline_without), tmp / "baseline",
                 package),  # fmt: skip

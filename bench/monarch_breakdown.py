@@ -4,7 +4,9 @@ A call runs, per chunk of query tiles, ``[local], stage 1 (iteration 1), refine,
 2), ..., stage 2``; with several iterations the two stage 1s share a kernel name, so the profiler's
 per-name totals cannot tell them apart. This labels the launches in order and prints, per step, the
 milliseconds and the DRAM bytes its intermediates nominally move (aL, Y, aR written or read; cL and
-the inputs are small), with the bandwidth that implies. Writes JSON.
+the inputs are small), with the bandwidth that implies. ``--refine-candidates`` also times the refine step of
+iterations 2 with each refine candidate forced in turn (the stored choices for the other steps, no
+re-tuning). Writes JSON.
 
     python bench/monarch_breakdown.py --shapes full_480p,full_720p --settings plain,iterations2 --out /tmp/b.json
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention import DTYPE, HEAD_DIM, SHAPES, versions  # noqa: E402
 
-from rtv.kernels.monarch import monarch_attention  # noqa: E402
+from rtv.kernels.monarch import gluon_refine, monarch_attention  # noqa: E402
+from rtv.kernels.monarch import triton_monarch as tm  # noqa: E402
 from rtv.kernels.monarch.reference import monarch_layout  # noqa: E402
 
 SETTINGS = {"plain": {}, "node_default": {"exact_local": 1}, "iterations2": {"iterations": 2}}
@@ -95,11 +99,37 @@ def breakdown(shape_key: str, setting: str) -> dict:
             "al_gb": unit / 1e9, "kernels_ms": total, "steps": steps}  # fmt: skip
 
 
+def refine_candidates(shape_key: str) -> dict[str, float]:
+    """Milliseconds of the refine step (iterations 2) with each candidate alone, in one process."""
+    gluon = gluon_refine.HAS_GLUON and torch.cuda.get_device_capability() == (9, 0)
+    offered = list(tm.REFINE_CANDIDATES) + (list(gluon_refine.CANDIDATES) if gluon else [])
+    saved = tm.REFINE_CANDIDATES, gluon_refine.CANDIDATES, os.environ.get("RTV_MONARCH_AUTOTUNE")
+    os.environ["RTV_MONARCH_AUTOTUNE"] = "0"  # stored choices for the other steps; nothing stored
+    times = {}
+    try:
+        for config in offered:
+            tm.REFINE_CANDIDATES = [] if "impl" in config else [config]
+            gluon_refine.CANDIDATES = [config] if "impl" in config else []
+            tm._chosen = {key: c for key, c in tm._chosen.items() if "|refine|" not in key}
+            name = json.dumps(config, sort_keys=True)
+            times[name] = breakdown(shape_key, "iterations2")["steps"]["refine"]["ms"]
+            print(f"  refine {name}: {times[name]:.3f} ms", flush=True)
+    finally:
+        tm.REFINE_CANDIDATES, gluon_refine.CANDIDATES, autotune = saved
+        if autotune is None:
+            os.environ.pop("RTV_MONARCH_AUTOTUNE")
+        else:
+            os.environ["RTV_MONARCH_AUTOTUNE"] = autotune
+        tm._chosen = {key: c for key, c in tm._chosen.items() if "|refine|" not in key}
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="full_480p,full_720p", help=f"comma-separated subset of {list(SHAPES)}")
     parser.add_argument("--settings", default="plain,iterations2", help=f"comma-separated subset of {list(SETTINGS)}")
     parser.add_argument("--out", type=Path, required=True, help="JSON path")
+    parser.add_argument("--refine-candidates", action="store_true", help="also time every refine candidate alone")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/monarch_breakdown.py needs a CUDA GPU")
@@ -114,6 +144,10 @@ def main() -> None:
             for name, e in run["steps"].items():
                 gb = f"{e['nominal_gb']:11.2f} {e['nominal_tb_per_s']:6.2f}" if "nominal_gb" in e else ""
                 print(f"  {name:20s} {e['kernel'][:28]:28s} {e['ms']:9.3f} {gb}")
+            torch.cuda.empty_cache()
+        if args.refine_candidates:
+            print(f"\n{shape_key}: refine candidates, iterations 2")
+            result.setdefault("refine_candidates_ms", {})[shape_key] = refine_candidates(shape_key)
             torch.cuda.empty_cache()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

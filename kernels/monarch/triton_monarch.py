@@ -30,7 +30,7 @@ import torch
 import triton
 from torch import Tensor
 
-from . import MonarchBackend, cudnn_local, gluon_stage1, register_backend
+from . import MonarchBackend, cudnn_local, gluon_refine, gluon_stage1, register_backend
 from .autotune_cache import Config, pick_config
 from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
 from .scratch_plan import SCRATCH_ENV, chunk_bounds, query_tiles_per_chunk, scratch_budget_bytes
@@ -129,8 +129,8 @@ programs skip key tiles whose pairs are all attended exactly; 5: every program s
 tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates; 8: the Gluon kernel's candidates;
 9: Gluon: aL's store overlaps Y's product, idle warpgroups skip the products, later iterations' aR in the input dtype)."""
 
-REFINE_REVISION = 2
-"""Part of refine's tune key (2: the ``REVERSE`` candidates), so stored choices meet the new candidates."""
+REFINE_REVISION = 3
+"""Part of refine's tune key, so stored choices meet new candidates (2: ``REVERSE``; 3: the Gluon refine)."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:
@@ -455,6 +455,14 @@ def _stage2_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
 
 
 def _refine_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
+    if config.get("impl") == "gluon":
+        gluon = gluon_refine.launcher(plan.q, plan.layout, chunk.first_tile, chunk.tiles, plan.exact_local,
+                                      plan.qk_scale)  # fmt: skip
+
+        def launch_gluon(plan: _Plan, chunk: _Chunk) -> None:
+            gluon(plan.q, chunk.aL, chunk.cL, chunk.local_lse, chunk.aR)
+
+        return launch_gluon
     kernel = monarch_refine_kernel[(chunk.tiles * plan.layout.b2, plan.groups)]
     scalars = (*plan.strides(plan.q), *_stage2_args(plan, chunk))
     blocks = dict(BLOCK_L=_block_l(plan), HAS_LOCAL=plan.has_local, **plan.constexprs(), **config)
@@ -586,8 +594,9 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
             kernel, build, candidates = (
                 ("stage2", _stage2_launcher, STAGE2_CANDIDATES)
                 if final
-                else ("refine", _refine_launcher, REFINE_CANDIDATES)
-            )
+                else ("refine", _refine_launcher,
+                      REFINE_CANDIDATES + (gluon_refine.CANDIDATES if gluon_refine.serves(q, lay) else []))
+            )  # fmt: skip
             revision = {} if final else {"rev": REFINE_REVISION}
             key = _tune_key(q, kernel, d=head_dim, b1=lay.b1, local=plan.has_local,
                             work=_work_bucket(chunk.tiles * lay.b2 * plan.groups), **revision)  # fmt: skip

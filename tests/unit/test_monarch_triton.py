@@ -368,6 +368,42 @@ def test_every_refine_candidate(monkeypatch, query, settings):
             assert torch.equal(outputs[tuple(sorted(config.items()))], outputs[tuple(sorted(forward.items()))])
 
 
+GLUON_REFINE_CASES = {
+    "it2": ((4, 6, 52), None, {"iterations": 2}, torch.bfloat16, 128),
+    "chunk-it3-local0": ((4, 6, 52), 2, {"iterations": 3, "exact_local": 0}, torch.bfloat16, 128),
+    "it2-local1": ((4, 6, 52), None, {"iterations": 2, "exact_local": 1}, torch.bfloat16, 128),
+    "fp16-it2": ((4, 6, 52), None, {"iterations": 2}, torch.float16, 128),
+    "evicted_blocks": ((15, 60, 8), None, {"iterations": 2}, torch.bfloat16, 128),
+    "evicted_blocks-d64-local1": ((30, 60, 4), None, {"iterations": 2, "exact_local": 1}, torch.bfloat16, 64),
+}
+"""Small grids, and columns longer than the kernel's shared-memory slots (15 blocks of 64 summary keys
+for 13 slots at head dim 128, 29 for 27 at 64): the evicted blocks are read twice."""
+
+
+@pytest.mark.parametrize("case", list(GLUON_REFINE_CASES))
+def test_gluon_refine_matches_reference(monkeypatch, case):
+    """The Hopper refine (Gluon, aL held in shared memory) alone: within the tolerance and within
+    about the Triton refine's error."""
+    from rtv.kernels.monarch import gluon_refine, triton_monarch
+
+    grid, query, settings, dtype, head_dim = GLUON_REFINE_CASES[case]
+    q, k, v = structured_qkv(grid, query, head_dim=head_dim, dtype=dtype, seed=26)
+    layout = monarch_layout(grid, q.shape[-2], k.shape[-2])
+    if not gluon_refine.serves(q, layout):
+        pytest.skip(f"the Gluon refine needs an sm_90 GPU and Triton's Gluon ({torch.cuda.get_device_name()})")
+    if case.startswith("evicted"):
+        assert -(-layout.key_tiles * layout.b1 // 64) > gluon_refine.buffers_that_fit(head_dim)
+    errors = {}
+    for offered in ([], triton_monarch.REFINE_CANDIDATES[:1]):  # the Gluon refine alone, then the Triton one
+        monkeypatch.setattr(triton_monarch, "_chosen", {})
+        monkeypatch.setattr(triton_monarch, "REFINE_CANDIDATES", offered)
+        monkeypatch.setattr(gluon_refine, "CANDIDATES", gluon_refine.CANDIDATES if not offered else [])
+        errors["gluon" if not offered else "triton"] = check(q, k, v, grid, **settings)
+        chosen = [c for key, c in triton_monarch._chosen.items() if "|refine|" in key]
+        assert chosen and all(("impl" in c) == (not offered) for c in chosen)
+    assert errors["gluon"] <= 2.0 * errors["triton"] + 5e-4, errors
+
+
 def test_a_plan_that_no_longer_fits_in_memory_is_made_again(monkeypatch):
     """Launch plans are kept per call shape; one whose scratch cannot be allocated any more (a model
     was loaded since) is planned again for the memory free now, and the output is still complete."""
