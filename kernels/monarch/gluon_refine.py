@@ -13,6 +13,11 @@ When a column has more blocks than slots, the first ``blocks - buffers`` blocks 
 their slots refilled with the last blocks; pass 2 loads those first blocks again into slots it has
 finished with. DRAM traffic per column: aL once (plus the evicted blocks again), aR once.
 
+Three warpgroups share a column (every third block; they exchange their pass-1 statistics through
+shared memory), and the CTAs are persistent, one per SM: a slot that pass 2 has finished
+with is refilled at once with the CTA's next column, so that column's reads overlap this one's
+products and aR stores (one column per CTA at a time left each SM reading, then writing).
+
 Serves whole-frame tiles (the Gluon stage 1's case), 16-bit inputs, head dim 64 or 128, b1 <= 64, on
 sm_90; exact local tiles are masked (their aR rows are written, finite, and never read).
 """
@@ -46,6 +51,10 @@ BLOCK_L = 64
 SHARED_MEMORY_BYTES = 232448 - 2048
 """sm_90's shared memory per block, less room for the barriers and the compiler's reduction scratch."""
 
+WARPGROUPS = 3
+"""Parts of a CTA, each a share of every column's blocks: with one CTA per SM (its shared memory is the
+SM's), a step's latency hides behind the other parts' work (H100, 720p refine: one part 27.3 ms, two 19.7)."""
+
 CANDIDATES = [{"impl": "gluon"}]
 
 
@@ -62,7 +71,8 @@ def buffers_that_fit(head_dim: int) -> int:
 
 def serves(q: Tensor, layout) -> bool:
     """Hopper, Gluon present, whole-frame tiles, 16-bit inputs, head dim 64/128, at most 64 rows per tile,
-    and a column of at most twice the slots (the evicted blocks must fit in the slots pass 2 frees)."""
+    and a column of at most ``2 * slots - WARPGROUPS`` blocks: pass 2 refills the evicted blocks into slots
+    its resident steps free, each one step of its part late (a later refill could wait on another part's)."""
     if not (HAS_GLUON and q.is_cuda and _device_ok(q.device.index or 0)):
         return False
     if layout.h_split != 1 or layout.w_split != 1 or layout.b1 > BLOCK_L:
@@ -70,11 +80,12 @@ def serves(q: Tensor, layout) -> bool:
     if q.dtype not in (torch.float16, torch.bfloat16) or q.shape[-1] not in (64, 128):
         return False
     blocks = -(-layout.key_tiles * layout.b1 // BLOCK_C)
-    return blocks <= 2 * buffers_that_fit(q.shape[-1])
+    return blocks <= 2 * buffers_that_fit(q.shape[-1]) - WARPGROUPS
 
 
 if HAS_GLUON:
     FINITE_FLOOR = gl.constexpr(-1.0e30)
+    PARTS = gl.constexpr(WARPGROUPS)
 
     @gluon.jit
     def _issue_load(al_desc, bufs, loaded, slot, column, block, BLOCK_C: gl.constexpr, HEAD_DIM: gl.constexpr):
@@ -82,12 +93,35 @@ if HAS_GLUON:
         tma.async_copy_global_to_shared(al_desc, [column, block * BLOCK_C, 0], loaded.index(slot), bufs.index(slot))
 
     @gluon.jit
-    def _refine_half(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, g, m, j,
-                     flat_column, blocks, evicted, query_tile_first, query_tiles, key_tiles, b1, query_group_offset,
-                     exact_local, qk_scale, HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr, HAS_LOCAL: gl.constexpr,
-                     HALF: gl.constexpr):  # fmt: skip
-        """One warpgroup's share of a column: the blocks of parity ``HALF`` in both passes. ``stats``: the
-        (max, sum) of each half's pass 1, four vectors."""
+    def _slot_loads(slot, evicted):
+        """Loads into ``slot`` per column: an evicted block's slot takes three (the block, the block that
+        replaces it in pass 1, the block again in pass 2), the others one."""
+        return gl.where(slot < evicted, 3, 1)
+
+    @gluon.jit
+    def _load_query(Q, q_smem, column, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, b1,
+                    b2, BLOCK_L: gl.constexpr, HEAD_DIM: gl.constexpr):  # fmt: skip
+        """The column's queries (rows l of its tile, zero past b1) into shared memory, in aL's dtype."""
+        rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
+        rows = gl.arange(0, BLOCK_L, layout=gl.SliceLayout(1, rows_layout))
+        d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, rows_layout))
+        g = column // (query_tiles * b2)
+        m = column % (query_tiles * b2) // b2
+        j = column % b2
+        token = (query_tile_first + m) * b1 * b2 + rows * b2 + j
+        q_base = Q + (g // heads).to(gl.int64) * stride_qb + (g % heads).to(gl.int64) * stride_qh
+        q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :], mask=(rows < b1)[:, None],
+                    other=0.0)  # fmt: skip
+        q_smem.store(q.to(q_smem.dtype))
+        fence_async_shared()
+
+    @gluon.jit
+    def _refine_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
+                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles, b1,
+                     b2, query_group_offset, exact_local, qk_scale, HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr,
+                     HAS_LOCAL: gl.constexpr, PART: gl.constexpr):  # fmt: skip
+        """One warpgroup's share of every column of this CTA: the blocks ``PART, PART + PARTS, ...`` in both
+        passes. ``stats``: the (max, sum) of each part's pass 1, two vectors per part."""
         BLOCK_C: gl.constexpr = 64
         BLOCK_L: gl.constexpr = 64
         dtype: gl.constexpr = al_desc.dtype  # aL's scratch dtype: the products take q in it too
@@ -107,126 +141,158 @@ if HAS_GLUON:
         ls = gl.arange(0, BLOCK_L, layout=row_layout)
         l_valid = ls < b1
         nk = key_tiles * b1
-        cl_base = flat_column.to(gl.int64) * nk
-
-        lo = 0
-        hi = 0
-        if HAS_LOCAL:  # summary keys of the key tiles attended exactly: no Monarch mass
-            group = query_group_offset + query_tile_first + m
-            lo = gl.maximum(group - exact_local, 0) * b1
-            hi = gl.minimum(group + exact_local + 1, key_tiles) * b1
-        # the (max, sum) of this half's blocks; the exact local part seeds the first half's
-        if HAS_LOCAL:
-            seeded = l_valid & (HALF == 0)
-            m_l = gl.load(LOCAL_LSE + flat_column * b1 + ls, mask=seeded, other=FINITE_FLOOR)
-            sum_l = gl.where(seeded, 1.0, 0.0)
-        else:
-            m_l = gl.full([BLOCK_L], FINITE_FLOOR, gl.float32, row_layout)
-            sum_l = gl.zeros([BLOCK_L], gl.float32, row_layout)
-
-        # pass 1: blocks [0, evicted) give their slot to blocks BUFFERS.. once read
-        for block in range(HALF, blocks, 2):
-            slot = gl.where(block < BUFFERS, block, block - BUFFERS)
-            mbarrier.wait(loaded.index(slot), gl.where(block < BUFFERS, 0, 1))
-            al = bufs.index(slot).reshape([BLOCK_C, HEAD_DIM])
-            s = warpgroup_mma(q_smem, al.permute((1, 0)), gl.zeros([BLOCK_L, BLOCK_C], gl.float32, mma_r),
-                              use_acc=False)  # fmt: skip
-            c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=gl.SliceLayout(0, mma_r))
-            cl = gl.load(CL + cl_base + c, mask=c < nk, other=0.0)
-            keep = (c < nk) & ((c < lo) | (c >= hi))
-            s = gl.where(keep[None, :], s * qk_scale - cl[None, :], float("-inf"))
-            m_new = gl.maximum(m_l, gl.max(s, axis=1))
-            sum_l = sum_l * gl.exp2(m_l - m_new) + gl.sum(gl.exp2(s - m_new[:, None]), axis=1)
-            m_l = m_new
-            if block < evicted:  # done with it: its slot takes block BUFFERS + block
-                _issue_load(al_desc, bufs, loaded, slot, flat_column, BUFFERS + block, BLOCK_C, HEAD_DIM)
-
-        # the two halves meet: each leaves its (max, sum) in shared memory and reads the other's
-        stats[2 * HALF].store(m_l)
-        stats[2 * HALF + 1].store(sum_l)
-        gl.thread_barrier()
-        mbarrier.arrive(stats_ready)
-        mbarrier.wait(stats_ready, 0)
-        m_other = stats[2 - 2 * HALF].load(row_layout)
-        sum_other = stats[3 - 2 * HALF].load(row_layout)
-        m_all = gl.maximum(m_l, m_other)
-        sum_all = sum_l * gl.exp2(m_l - m_all) + sum_other * gl.exp2(m_other - m_all)
-        lse = gl.where(l_valid, m_all + gl.log2(sum_all), float("inf"))  # rows past b1 get weight 0
-        lse = gl.convert_layout(lse, l_layout)  # pass 2 takes the logits as [c, l]
-
-        # pass 2, in steps i: the resident blocks from the last one (pass 1 waited for them), then the
-        # evicted ones; step i < evicted refills its slot (evicted - 1 - i) with evicted block i, which
-        # step resident + i reads as that slot's third load. This half takes the steps of its parity.
-        ar_row = g * query_tiles + m  # aR viewed as [G * tiles, nk, b2 * D]
+        blocks = (nk + BLOCK_C - 1) // BLOCK_C
+        evicted = gl.maximum(blocks - BUFFERS, 0)  # blocks [0, evicted) lose their slot to the last ones
         resident = blocks - evicted
-        for i in range(HALF, blocks, 2):
-            if i < resident:
-                block = blocks - 1 - i
-                slot = gl.where(block < BUFFERS, block, block - BUFFERS)
+        columns = groups * query_tiles * b2
+        t = 0  # columns of this CTA done
+        for column in range(gl.program_id(0), columns, gl.num_programs(0)):
+            m = column % (query_tiles * b2) // b2
+            j = column % b2
+            next_column = column + gl.num_programs(0)
+            cl_base = column.to(gl.int64) * nk
+            lo = 0
+            hi = 0
+            if HAS_LOCAL:  # summary keys of the key tiles attended exactly: no Monarch mass
+                group = query_group_offset + query_tile_first + m
+                lo = gl.maximum(group - exact_local, 0) * b1
+                hi = gl.minimum(group + exact_local + 1, key_tiles) * b1
+                seeded = l_valid & (PART == 0)  # the exact local part seeds the first part's statistics
+                m_l = gl.load(LOCAL_LSE + column * b1 + ls, mask=seeded, other=FINITE_FLOOR)
+                sum_l = gl.where(seeded, 1.0, 0.0)
             else:
-                block = i - resident
-                slot = evicted - 1 - block
-                mbarrier.wait(loaded.index(slot), 0)
-            al = bufs.index(slot).reshape([BLOCK_C, HEAD_DIM])
-            s = warpgroup_mma(al, q_smem.permute((1, 0)), gl.zeros([BLOCK_C, BLOCK_L], gl.float32, mma_s),
-                              use_acc=False)  # fmt: skip
-            c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=c_layout)
-            cl = gl.load(CL + cl_base + c, mask=c < nk, other=0.0)
-            log_w = s * qk_scale - cl[:, None] - lse[None, :]
-            w = gl.exp2(log_w - gl.max(log_w, axis=1)[:, None])
-            w = w / gl.sum(w, axis=1)[:, None]
-            ar = warpgroup_mma(gl.convert_layout(w.to(dtype), w_layout), q_smem,
-                               gl.zeros([BLOCK_C, HEAD_DIM], gl.float32, mma_o), use_acc=False)  # fmt: skip
-            # the products have read this slot's aL: aR leaves from it (rows past nk are clipped)
-            out = bufs.index(slot)._reinterpret(out_dtype, [1, BLOCK_C, HEAD_DIM], rank3)  # same 16-bit size
-            out.reshape([BLOCK_C, HEAD_DIM]).store(ar.to(out_dtype))
-            fence_async_shared()
-            tma.async_copy_shared_to_global(ar_desc, [ar_row, block * BLOCK_C, j * HEAD_DIM], out)
-            if i < evicted:  # evicted block i comes back into this slot once the store has read it
-                tma.store_wait(0)
-                _issue_load(al_desc, bufs, loaded, slot, flat_column, i, BLOCK_C, HEAD_DIM)
-        tma.store_wait(0)
+                m_l = gl.full([BLOCK_L], FINITE_FLOOR, gl.float32, row_layout)
+                sum_l = gl.zeros([BLOCK_L], gl.float32, row_layout)
+
+            # pass 1: blocks [0, evicted) give their slot to blocks BUFFERS.. once read
+            for block in range(PART, blocks, PARTS):
+                first_load = block < BUFFERS
+                slot = gl.where(first_load, block, block - BUFFERS)
+                phase = gl.where(first_load, t * _slot_loads(slot, evicted), t * 3 + 1) & 1
+                mbarrier.wait(loaded.index(slot), phase)
+                al = bufs.index(slot).reshape([BLOCK_C, HEAD_DIM])
+                s = warpgroup_mma(q_smem, al.permute((1, 0)), gl.zeros([BLOCK_L, BLOCK_C], gl.float32, mma_r),
+                                  use_acc=False)  # fmt: skip
+                c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=gl.SliceLayout(0, mma_r))
+                cl = gl.load(CL + cl_base + c, mask=c < nk, other=0.0)
+                keep = (c < nk) & ((c < lo) | (c >= hi))
+                s = gl.where(keep[None, :], s * qk_scale - cl[None, :], float("-inf"))
+                m_new = gl.maximum(m_l, gl.max(s, axis=1))
+                sum_l = sum_l * gl.exp2(m_l - m_new) + gl.sum(gl.exp2(s - m_new[:, None]), axis=1)
+                m_l = m_new
+                if block < evicted:  # done with it: its slot takes block BUFFERS + block
+                    _issue_load(al_desc, bufs, loaded, slot, column, BUFFERS + block, BLOCK_C, HEAD_DIM)
+
+            # the parts meet: each leaves its (max, sum) in shared memory and reads the others'
+            stats[2 * PART].store(m_l)
+            stats[2 * PART + 1].store(sum_l)
+            gl.thread_barrier()
+            mbarrier.arrive(stats_ready)
+            mbarrier.wait(stats_ready, t & 1)
+            m_all = m_l
+            for other in gl.static_range(PARTS):
+                m_all = gl.maximum(m_all, stats[2 * other].load(row_layout))
+            sum_all = gl.zeros([BLOCK_L], gl.float32, row_layout)
+            for other in gl.static_range(PARTS):
+                m_other = stats[2 * other].load(row_layout)
+                sum_all += stats[2 * other + 1].load(row_layout) * gl.exp2(m_other - m_all)
+            lse = gl.where(l_valid, m_all + gl.log2(sum_all), float("inf"))  # rows past b1 get weight 0
+            lse = gl.convert_layout(lse, l_layout)  # pass 2 takes the logits as [c, l]
+
+            # pass 2, in steps i: the resident blocks from the last one, then the evicted ones; step
+            # i < evicted refills its slot (evicted - 1 - i) with evicted block i, which step resident + i
+            # reads as that slot's third load; a slot's last step hands it to the CTA's next column. Both
+            # wait for their slot's aR store, one step late: the stores of consecutive steps overlap.
+            ar_row = column // b2  # aR viewed as [G * tiles, nk, b2 * D]
+            pending_slot = -1
+            pending_column = column
+            pending_block = 0
+            for i in range(PART, blocks, PARTS):
+                if i < resident:
+                    block = blocks - 1 - i
+                    first_load = block < BUFFERS
+                    slot = gl.where(first_load, block, block - BUFFERS)
+                    phase = gl.where(first_load, t * _slot_loads(slot, evicted), t * 3 + 1) & 1
+                else:
+                    block = i - resident
+                    slot = evicted - 1 - block
+                    phase = (t * 3 + 2) & 1
+                mbarrier.wait(loaded.index(slot), phase)
+                al = bufs.index(slot).reshape([BLOCK_C, HEAD_DIM])
+                s = warpgroup_mma(al, q_smem.permute((1, 0)), gl.zeros([BLOCK_C, BLOCK_L], gl.float32, mma_s),
+                                  use_acc=False)  # fmt: skip
+                c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=c_layout)
+                cl = gl.load(CL + cl_base + c, mask=c < nk, other=0.0)
+                log_w = s * qk_scale - cl[:, None] - lse[None, :]
+                w = gl.exp2(log_w - gl.max(log_w, axis=1)[:, None])
+                w = w / gl.sum(w, axis=1)[:, None]
+                ar = warpgroup_mma(gl.convert_layout(w.to(dtype), w_layout), q_smem,
+                                   gl.zeros([BLOCK_C, HEAD_DIM], gl.float32, mma_o), use_acc=False)  # fmt: skip
+                # the products have read this slot's aL: aR leaves from it (rows past nk are clipped)
+                out = bufs.index(slot)._reinterpret(out_dtype, [1, BLOCK_C, HEAD_DIM], rank3)  # same 16-bit size
+                out.reshape([BLOCK_C, HEAD_DIM]).store(ar.to(out_dtype))
+                fence_async_shared()
+                tma.async_copy_shared_to_global(ar_desc, [ar_row, block * BLOCK_C, j * HEAD_DIM], out)
+                tma.store_wait(1)  # the previous step's store has read its slot
+                if pending_slot >= 0:
+                    _issue_load(al_desc, bufs, loaded, pending_slot, pending_column, pending_block, BLOCK_C, HEAD_DIM)
+                if i < evicted:
+                    pending_slot, pending_column, pending_block = slot, column, i
+                elif next_column < columns:
+                    pending_slot, pending_column, pending_block = slot, next_column, slot
+                else:
+                    pending_slot = -1
+            tma.store_wait(0)
+            if pending_slot >= 0:
+                _issue_load(al_desc, bufs, loaded, pending_slot, pending_column, pending_block, BLOCK_C, HEAD_DIM)
+
+            # the next column's queries replace these once every part is done with them
+            mbarrier.arrive(column_done)
+            if PART == 0:
+                mbarrier.wait(column_done, t & 1)
+                if next_column < columns:
+                    _load_query(Q, q_smem, next_column, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
+                                query_tiles, b1, b2, BLOCK_L, HEAD_DIM)  # fmt: skip
+                gl.thread_barrier()
+                mbarrier.arrive(q_ready)
+            else:
+                mbarrier.wait(q_ready, t & 1)
+            t += 1
 
     @gluon.jit
-    def _second_half(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, g, m, j,
-                     flat_column, blocks, evicted, query_tile_first, query_tiles, key_tiles, b1, query_group_offset,
-                     exact_local, qk_scale, HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr,
+    def _second_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
+                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles,
+                     b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr,
                      HAS_LOCAL: gl.constexpr):  # fmt: skip
-        """The worker partition: the odd blocks and steps."""
-        _refine_half(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, g, m, j,
-                     flat_column, blocks, evicted, query_tile_first, query_tiles, key_tiles, b1, query_group_offset,
-                     exact_local, qk_scale, HEAD_DIM, BUFFERS, HAS_LOCAL, 1)  # fmt: skip
+        """A worker partition: part 1."""
+        _refine_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
+                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles,
+                     b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM, BUFFERS, HAS_LOCAL, 1)  # fmt: skip
 
     @gluon.jit
-    def _first_half(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, g, m, j,
-                    flat_column, blocks, evicted, query_tile_first, query_tiles, key_tiles, b1, query_group_offset,
-                    exact_local, qk_scale, HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr,
-                    HAS_LOCAL: gl.constexpr):  # fmt: skip
-        """The default partition: the even blocks and steps."""
-        _refine_half(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, g, m, j,
-                     flat_column, blocks, evicted, query_tile_first, query_tiles, key_tiles, b1, query_group_offset,
-                     exact_local, qk_scale, HEAD_DIM, BUFFERS, HAS_LOCAL, 0)  # fmt: skip
+    def _third_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
+                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles,
+                     b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr,
+                     HAS_LOCAL: gl.constexpr):  # fmt: skip
+        """A worker partition: part 2."""
+        _refine_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
+                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles,
+                     b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM, BUFFERS, HAS_LOCAL, 2)  # fmt: skip
 
     @gluon.jit
     def gluon_refine_kernel(
         Q, CL, LOCAL_LSE, al_desc, ar_desc,
-        stride_qb, stride_qh, stride_qn, heads, query_tile_first, query_tiles, key_tiles, b1, b2,
+        stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles, b1, b2,
         query_group_offset, exact_local, qk_scale,
         HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr, HAS_LOCAL: gl.constexpr,
     ):  # fmt: skip
-        """Grid: (query columns of the chunk, batch * heads); two warpgroups, each half of the blocks."""
+        """Grid: (CTAs, 1), persistent: CTA p takes the columns p, p + CTAs, ... of the chunk, flattened over
+        (batch x head, query tile, column); ``PARTS`` warpgroups, each a share of the blocks of a column."""
         BLOCK_C: gl.constexpr = 64
         BLOCK_L: gl.constexpr = 64
-        column_in_chunk = gl.program_id(0)
-        g = gl.program_id(1)
-        m = column_in_chunk // b2
-        j = column_in_chunk % b2
+        dtype: gl.constexpr = al_desc.dtype
         nk = key_tiles * b1
         blocks = (nk + BLOCK_C - 1) // BLOCK_C
-        evicted = gl.maximum(blocks - BUFFERS, 0)  # blocks [0, evicted) lose their slot to the last ones
-        flat_column = (g * query_tiles + m) * b2 + j
-        dtype: gl.constexpr = al_desc.dtype
-
         rank2: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=2)
         rank3: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=3)
         bufs = gl.allocate_shared_memory(dtype, [BUFFERS, 1, BLOCK_C, HEAD_DIM], rank3)
@@ -234,42 +300,45 @@ if HAS_GLUON:
         for x in gl.static_range(BUFFERS):
             mbarrier.init(loaded.index(x), count=1)
         stats_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-        mbarrier.init(stats_ready, count=2)  # one arrival per half
-        # every block that has a slot is requested at once: the column's reads are all in flight
-        for b in range(gl.minimum(blocks, BUFFERS)):
-            _issue_load(al_desc, bufs, loaded, b, flat_column, b, BLOCK_C, HEAD_DIM)
-
-        # the column's queries (rows l of tile m, column j), zero past b1
-        rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
-        rows = gl.arange(0, BLOCK_L, layout=gl.SliceLayout(1, rows_layout))
-        d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, rows_layout))
-        batch = g // heads
-        head = g % heads
-        token = (query_tile_first + m) * b1 * b2 + rows * b2 + j
-        q_base = Q + batch.to(gl.int64) * stride_qb + head.to(gl.int64) * stride_qh
-        q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :], mask=(rows < b1)[:, None],
-                    other=0.0).to(dtype)  # fmt: skip
+        mbarrier.init(stats_ready, count=PARTS)  # one arrival per part
+        column_done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        mbarrier.init(column_done, count=PARTS)
+        q_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        mbarrier.init(q_ready, count=1)
         q_smem = gl.allocate_shared_memory(dtype, [BLOCK_L, HEAD_DIM], rank2)
-        q_smem.store(q)
         vector: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])
         stats = (
             gl.allocate_shared_memory(gl.float32, [BLOCK_L], vector),
             gl.allocate_shared_memory(gl.float32, [BLOCK_L], vector),
             gl.allocate_shared_memory(gl.float32, [BLOCK_L], vector),
             gl.allocate_shared_memory(gl.float32, [BLOCK_L], vector),
-        )
-        fence_async_shared()
+            gl.allocate_shared_memory(gl.float32, [BLOCK_L], vector),
+            gl.allocate_shared_memory(gl.float32, [BLOCK_L], vector),
+        )  # (max, sum) of each of the PARTS parts
+        first_column = gl.program_id(0)
+        if first_column < groups * query_tiles * b2:
+            # every block of the first column that has a slot is requested at once
+            for b in range(gl.minimum(blocks, BUFFERS)):
+                _issue_load(al_desc, bufs, loaded, b, first_column, b, BLOCK_C, HEAD_DIM)
+            _load_query(Q, q_smem, first_column, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
+                        query_tiles, b1, b2, BLOCK_L, HEAD_DIM)  # fmt: skip
         gl.warp_specialize(
             [
-                (_first_half, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, g, m, j,
-                               flat_column, blocks, evicted, query_tile_first, query_tiles, key_tiles, b1,
-                               query_group_offset, exact_local, qk_scale, HEAD_DIM, BUFFERS, HAS_LOCAL)),
-                (_second_half, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, g, m, j,
-                                flat_column, blocks, evicted, query_tile_first, query_tiles, key_tiles, b1,
-                                query_group_offset, exact_local, qk_scale, HEAD_DIM, BUFFERS, HAS_LOCAL)),
+                (_refine_part, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready,
+                                column_done, q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
+                                query_tiles, key_tiles, b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM,
+                                BUFFERS, HAS_LOCAL, 0)),
+                (_second_part, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready,
+                                column_done, q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
+                                query_tiles, key_tiles, b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM,
+                                BUFFERS, HAS_LOCAL)),
+                (_third_part, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready,
+                                column_done, q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
+                                query_tiles, key_tiles, b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM,
+                                BUFFERS, HAS_LOCAL)),
             ],
-            [4],
-            [192],
+            [4, 4],
+            [152, 152],
         )  # fmt: skip
 
 
@@ -282,9 +351,11 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
     """Refine of query tiles ``[query_tile_first, + tiles)``, planned once per call shape. The returned
     function takes ``(q, aL, cL, local_lse, aR)`` in ``triton_monarch``'s scratch layouts."""
     batch, heads, _, head_dim = q.shape
-    kernel = gluon_refine_kernel[(tiles * layout.b2, batch * heads)]
+    columns = tiles * layout.b2 * batch * heads
+    ctas = min(columns, torch.cuda.get_device_properties(q.device).multi_processor_count)
+    kernel = gluon_refine_kernel[(ctas, 1)]  # persistent: one CTA per SM (its shared memory is the SM's)
     scalars = (
-        q.stride(0), q.stride(1), q.stride(2), heads, query_tile_first, tiles, layout.key_tiles, layout.b1,
+        q.stride(0), q.stride(1), q.stride(2), batch * heads, heads, query_tile_first, tiles, layout.key_tiles, layout.b1,
         layout.b2, layout.query_group_offset, max(exact_local, 0), qk_scale,
     )  # fmt: skip
     blocks = dict(HEAD_DIM=head_dim, BUFFERS=buffers_that_fit(head_dim), HAS_LOCAL=exact_local >= 0, num_warps=4)
