@@ -24,32 +24,27 @@ sm_90; exact local tiles are masked (their aR rows are written, finite, and neve
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
-try:  # Triton's experimental Gluon (3.5+); without it this kernel is simply not a candidate
-    from triton.experimental import gluon
-    from triton.experimental.gluon import language as gl
-    from triton.experimental.gluon.language.nvidia.hopper import (
-        fence_async_shared,
-        mbarrier,
-        tma,
-        warpgroup_mma,
-    )
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-
-    HAS_GLUON = True
-except ImportError:  # pragma: no cover - depends on the installed Triton
-    HAS_GLUON = False
+from .gluon_hopper import (
+    HAS_GLUON,
+    SHARED_MEMORY_BYTES,
+    TensorDescriptor,
+    fence_async_shared,
+    gl,
+    gluon,
+    is_hopper,
+    mbarrier,
+    shared_layout,
+    tma,
+    warpgroup_mma,
+)
 
 BLOCK_C = 64
 """Summary keys per block (one TMA box, one wgmma M)."""
 BLOCK_L = 64
 """Query rows of a column, padded (wgmma N of the logits, K of the aR product)."""
-SHARED_MEMORY_BYTES = 232448 - 2048
-"""sm_90's shared memory per block, less room for the barriers and the compiler's reduction scratch."""
 
 WARPGROUPS = 3
 """Parts of a CTA, each a share of every column's blocks: with one CTA per SM (its shared memory is the
@@ -57,10 +52,6 @@ SM's), a step's latency hides behind the other parts' work (H100, 720p refine: o
 
 CANDIDATES = [{"impl": "gluon"}]
 
-
-@functools.cache
-def _device_ok(index: int) -> bool:
-    return torch.cuda.get_device_capability(index) == (9, 0)
 
 
 def buffers_that_fit(head_dim: int) -> int:
@@ -73,7 +64,7 @@ def serves(q: Tensor, layout) -> bool:
     """Hopper, Gluon present, whole-frame tiles, 16-bit inputs, head dim 64/128, at most 64 rows per tile,
     and a column of at most ``2 * slots - WARPGROUPS`` blocks: pass 2 refills the evicted blocks into slots
     its resident steps free, each one step of its part late (a later refill could wait on another part's)."""
-    if not (HAS_GLUON and q.is_cuda and _device_ok(q.device.index or 0)):
+    if not (HAS_GLUON and q.is_cuda and is_hopper(q.device.index or 0)):
         return False
     if layout.h_split != 1 or layout.w_split != 1 or layout.b1 > BLOCK_L:
         return False
@@ -260,26 +251,6 @@ if HAS_GLUON:
             t += 1
 
     @gluon.jit
-    def _second_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
-                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles,
-                     b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr,
-                     HAS_LOCAL: gl.constexpr):  # fmt: skip
-        """A worker partition: part 1."""
-        _refine_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
-                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles,
-                     b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM, BUFFERS, HAS_LOCAL, 1)  # fmt: skip
-
-    @gluon.jit
-    def _third_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
-                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles,
-                     b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM: gl.constexpr, BUFFERS: gl.constexpr,
-                     HAS_LOCAL: gl.constexpr):  # fmt: skip
-        """A worker partition: part 2."""
-        _refine_part(Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready, column_done,
-                     q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles,
-                     b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM, BUFFERS, HAS_LOCAL, 2)  # fmt: skip
-
-    @gluon.jit
     def gluon_refine_kernel(
         Q, CL, LOCAL_LSE, al_desc, ar_desc,
         stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, key_tiles, b1, b2,
@@ -328,23 +299,19 @@ if HAS_GLUON:
                                 column_done, q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
                                 query_tiles, key_tiles, b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM,
                                 BUFFERS, HAS_LOCAL, 0)),
-                (_second_part, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready,
+                (_refine_part, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready,
                                 column_done, q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
                                 query_tiles, key_tiles, b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM,
-                                BUFFERS, HAS_LOCAL)),
-                (_third_part, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready,
+                                BUFFERS, HAS_LOCAL, 1)),
+                (_refine_part, (Q, CL, LOCAL_LSE, al_desc, ar_desc, bufs, loaded, q_smem, stats, stats_ready,
                                 column_done, q_ready, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
                                 query_tiles, key_tiles, b1, b2, query_group_offset, exact_local, qk_scale, HEAD_DIM,
-                                BUFFERS, HAS_LOCAL)),
+                                BUFFERS, HAS_LOCAL, 2)),
             ],
             [4, 4],
             [152, 152],
         )  # fmt: skip
 
-
-@functools.cache
-def _shared_layout(rank: int):
-    return gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=rank)
 
 
 def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float):
@@ -363,9 +330,9 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
     def launch(q: Tensor, aL: Tensor, cL: Tensor, local_lse: Tensor, aR: Tensor) -> None:
         g, chunk_tiles, b2, nk, d = aL.shape
         al_desc = TensorDescriptor(aL, [g * chunk_tiles * b2, nk, d], [nk * d, d, 1], [1, BLOCK_C, d],
-                                   _shared_layout(3))  # fmt: skip
+                                   shared_layout(3))  # fmt: skip
         ar_desc = TensorDescriptor(aR, [g * chunk_tiles, nk, b2 * d], [nk * b2 * d, b2 * d, 1], [1, BLOCK_C, d],
-                                   _shared_layout(3))  # fmt: skip
+                                   shared_layout(3))  # fmt: skip
         kernel(q, cL, local_lse, al_desc, ar_desc, *scalars, **blocks)
 
     return launch

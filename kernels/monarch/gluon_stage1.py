@@ -21,25 +21,22 @@ Key tiles attended exactly by every pair of a CTA (``exact_local``) are stepped 
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
-try:  # Triton's experimental Gluon (3.5+); without it this kernel is simply not a candidate
-    from triton.experimental import gluon
-    from triton.experimental.gluon import language as gl
-    from triton.experimental.gluon.language.nvidia.hopper import (
-        fence_async_shared,
-        mbarrier,
-        tma,
-        warpgroup_mma,
-    )
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-
-    HAS_GLUON = True
-except ImportError:  # pragma: no cover - depends on the installed Triton
-    HAS_GLUON = False
+from .gluon_hopper import (
+    HAS_GLUON,
+    SHARED_MEMORY_BYTES,
+    TensorDescriptor,
+    fence_async_shared,
+    gl,
+    gluon,
+    is_hopper,
+    mbarrier,
+    shared_layout,
+    tma,
+    warpgroup_mma,
+)
 
 PAIRS_PER_CONSUMER = 64
 """wgmma's M: one warpgroup's block of (query tile, column) pairs."""
@@ -49,10 +46,6 @@ CANDIDATES = [{"impl": "gluon", "TILES": 7, "STAGES": 3}, {"impl": "gluon", "TIL
 15.6 / 0.342 ms, 4 tiles 2.03 / 17.5 / 0.387 ms, the tuned Triton stage 1 2.39 / 23.3 / 0.396 ms
 (bench/gluon_stage1_probe.py); 3 stages use ~200 KB of shared memory at 80 columns: one CTA per SM."""
 
-
-@functools.cache
-def _device_ok(index: int) -> bool:
-    return torch.cuda.get_device_capability(index) == (9, 0)
 
 
 def column_blocks(b2: int) -> tuple[int, int]:
@@ -64,7 +57,7 @@ def column_blocks(b2: int) -> tuple[int, int]:
 
 def serves(q: Tensor, k: Tensor, v: Tensor, layout) -> bool:
     """Hopper, Gluon present, whole-frame tiles, 16-bit inputs, TMA-able strides (any iteration)."""
-    if not (HAS_GLUON and q.is_cuda and _device_ok(q.device.index or 0)):
+    if not (HAS_GLUON and q.is_cuda and is_hopper(q.device.index or 0)):
         return False
     if layout.h_split != 1 or layout.w_split != 1 or layout.b2 > 128:
         return False
@@ -313,14 +306,10 @@ if HAS_GLUON:
         )  # fmt: skip
 
 
-@functools.cache
-def _shared_layout(rank: int):
-    return gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=rank)
-
 
 def _key_descriptor(x: Tensor, rows: int) -> TensorDescriptor:
     """[B, H, N, D] keys or values (any strides TMA takes), boxes of ``rows`` tokens of one head."""
-    return TensorDescriptor(x, list(x.shape), list(x.stride()), [1, 1, rows, x.shape[-1]], _shared_layout(4))
+    return TensorDescriptor(x, list(x.shape), list(x.stride()), [1, 1, rows, x.shape[-1]], shared_layout(4))
 
 
 def _scratch_descriptor(x: Tensor) -> TensorDescriptor:
@@ -328,11 +317,9 @@ def _scratch_descriptor(x: Tensor) -> TensorDescriptor:
     of one key row; TMA clips the pairs past the end of each head."""
     g, tiles, b2, key_rows, d = x.shape
     shape = [g, tiles * b2, key_rows * d]
-    return TensorDescriptor(x, shape, [shape[1] * shape[2], shape[2], 1], [1, 64, d], _shared_layout(3))
+    return TensorDescriptor(x, shape, [shape[1] * shape[2], shape[2], 1], [1, 64, d], shared_layout(3))
 
 
-SHARED_MEMORY_BYTES = 232448 - 2048
-"""sm_90's shared memory per block, less room for the barriers and the compiler's own scratch."""
 
 
 def stages_that_fit(first: int, second: int, head_dim: int, wanted: int) -> int:
