@@ -6,9 +6,11 @@ The meaning is ``reference.monarch_attention_reference``; the kernels are split 
 * ``triton_stage1`` the R softmax per (query tile, key tile, key row) -> aL, cL (and Y when final);
   on Hopper ``gluon_stage1`` (warp-specialised, TMA) is a tuner candidate for the same stage;
 * ``triton_stage2`` the L softmax per (query tile, query column) -> the output, or (``refine``,
-  non-final iterations) the next iteration's queries aR.
+  non-final iterations) the next iteration's queries aR; on Hopper ``gluon_refine`` (a column's aL held
+  in shared memory, read from DRAM about once) is a tuner candidate for the refine.
 
-Per iteration the intermediates aL, Y (input dtype) and cL (float32) go through GPU memory: for one
+Per iteration the intermediates aL, Y (float16 for 16-bit inputs), cL (float32) and, before a later
+iteration, aR (input dtype) go through GPU memory: for one
 query tile they are ``key_tiles`` times the size of a tile of K. Query tiles are processed in
 chunks so this scratch stays within ``scratch_plan.scratch_budget_bytes`` (a quarter of the free
 device memory, 1-8 GiB, or ``RTV_MONARCH_SCRATCH_MB``). Why two stages rather
