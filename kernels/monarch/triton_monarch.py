@@ -216,13 +216,11 @@ REFINE_CANDIDATES: list[Config] = [
     {"BLOCK_C": 32, "num_warps": 4, "num_stages": 2},
     {"BLOCK_C": 128, "num_warps": 8, "num_stages": 2},
     {"BLOCK_C": 64, "num_warps": 4, "num_stages": 2, "REVERSE": True},
-    {"BLOCK_C": 64, "num_warps": 8, "num_stages": 3, "REVERSE": True},
-    {"BLOCK_C": 128, "num_warps": 8, "num_stages": 3, "REVERSE": True},
-    {"BLOCK_C": 128, "num_warps": 8, "num_stages": 4, "REVERSE": True},
 ]
-"""``REVERSE``: pass 2 walks back over what pass 1 just read, to find it in L2 (triton_stage2). That
-works when few columns are in flight per SM (a 720p column is 242 KB, the L2 50 MB): the deeper
-128-row pipelines take most of an SM's shared memory, so one or two programs run per SM."""
+"""``REVERSE``: pass 2 walks back over what pass 1 just read, to find it in L2 (triton_stage2); H100:
+480p 2.54 -> 2.33 ms, slower at 720p, whose 242 KB columns L2 cannot keep. Reversed walks with 8 warps
+and deeper pipelines (fewer programs per SM, so more of each column in L2) were 1.06-2.3x slower at
+every shape and are not offered (bench/results/monarch_refine_candidates_h100_session12.json)."""
 
 LOCAL_CANDIDATES: list[Config] = [
     {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2},
