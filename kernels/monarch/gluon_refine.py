@@ -53,9 +53,8 @@ SM's), a step's latency hides behind the other parts' work (H100, 720p refine: o
 CANDIDATES = [{"impl": "gluon"}]
 
 
-
 def buffers_that_fit(head_dim: int) -> int:
-    """aL block slots beside the column's queries: 13 at head dim 128, 26 at 64."""
+    """aL block slots beside the column's queries: 13 at head dim 128, 27 at 64."""
     block = BLOCK_C * head_dim * 2
     return (SHARED_MEMORY_BYTES - BLOCK_L * head_dim * 2) // block
 
@@ -90,8 +89,8 @@ if HAS_GLUON:
         return gl.where(slot < evicted, 3, 1)
 
     @gluon.jit
-    def _load_query(Q, q_smem, column, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first, query_tiles, b1,
-                    b2, BLOCK_L: gl.constexpr, HEAD_DIM: gl.constexpr):  # fmt: skip
+    def _load_query(Q, q_smem, column, stride_qb, stride_qh, stride_qn, heads, query_tile_first, query_tiles, b1, b2,
+                    BLOCK_L: gl.constexpr, HEAD_DIM: gl.constexpr):  # fmt: skip
         """The column's queries (rows l of its tile, zero past b1) into shared memory, in aL's dtype."""
         rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
         rows = gl.arange(0, BLOCK_L, layout=gl.SliceLayout(1, rows_layout))
@@ -242,7 +241,7 @@ if HAS_GLUON:
             if PART == 0:
                 mbarrier.wait(column_done, t & 1)
                 if next_column < columns:
-                    _load_query(Q, q_smem, next_column, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
+                    _load_query(Q, q_smem, next_column, stride_qb, stride_qh, stride_qn, heads, query_tile_first,
                                 query_tiles, b1, b2, BLOCK_L, HEAD_DIM)  # fmt: skip
                 gl.thread_barrier()
                 mbarrier.arrive(q_ready)
@@ -291,7 +290,7 @@ if HAS_GLUON:
             # every block of the first column that has a slot is requested at once
             for b in range(gl.minimum(blocks, BUFFERS)):
                 _issue_load(al_desc, bufs, loaded, b, first_column, b, BLOCK_C, HEAD_DIM)
-            _load_query(Q, q_smem, first_column, stride_qb, stride_qh, stride_qn, groups, heads, query_tile_first,
+            _load_query(Q, q_smem, first_column, stride_qb, stride_qh, stride_qn, heads, query_tile_first,
                         query_tiles, b1, b2, BLOCK_L, HEAD_DIM)  # fmt: skip
         gl.warp_specialize(
             [
