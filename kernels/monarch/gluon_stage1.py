@@ -41,7 +41,7 @@ from .gluon_hopper import (
 PAIRS_PER_CONSUMER = 64
 """wgmma's M: one warpgroup's block of (query tile, column) pairs."""
 
-CANDIDATES = [{"impl": "gluon", "TILES": 7, "STAGES": 3}, {"impl": "gluon", "TILES": 4, "STAGES": 3}]
+CANDIDATES = [{"impl": "gluon", "TILES": tiles, "STAGES": 3} for tiles in (7, 4, 11, 21)]
 """Key tiles per CTA and TMA ring depth. H100, 480p / 720p / Self-Forcing chunk: 7 tiles took 1.93 /
 15.6 / 0.342 ms, 4 tiles 2.03 / 17.5 / 0.387 ms, the tuned Triton stage 1 2.39 / 23.3 / 0.396 ms
 (bench/gluon_stage1_probe.py); 3 stages use ~200 KB of shared memory at 80 columns: one CTA per SM."""

@@ -35,20 +35,38 @@ def scratch_budget_bytes(device: torch.device) -> int:
     return int(min(AUTO_SCRATCH_CAP_MB << 20, max(floor, AUTO_SCRATCH_SHARE * free)))
 
 
+def _bytes_per_query_tile(layout: MonarchLayout, groups: int, head_dim: int, elem: int, iterations: int) -> int:
+    per_pair = groups * layout.b2 * layout.key_tiles * layout.b1
+    per_tile = per_pair * (head_dim * elem * (2 + (iterations > 1)) + 4)
+    return per_tile + groups * layout.b1 * layout.b2 * (head_dim + 1) * 4  # exact local output
+
+
 def query_tiles_per_chunk(
     layout: MonarchLayout, groups: int, head_dim: int, elem: int, iterations: int, budget: int
 ) -> int:
     """Most query tiles per launch within ``budget`` bytes (at least one)."""
-    nk = layout.key_tiles * layout.b1
-    per_pair = groups * layout.b2 * nk
-    per_tile = per_pair * (head_dim * elem * (2 + (iterations > 1)) + 4)
-    per_tile += groups * layout.b1 * layout.b2 * (head_dim + 1) * 4  # exact local output
+    per_tile = _bytes_per_query_tile(layout, groups, head_dim, elem, iterations)
     return max(1, min(layout.query_tiles, budget // per_tile))
 
 
+def head_slices(
+    layout: MonarchLayout, batch: int, heads: int, head_dim: int, elem: int, iterations: int, budget: int
+) -> list[tuple[int, int]]:
+    """(first head, heads) of each launch. All heads in one launch when their scratch fits ``budget``;
+    else as few launches of whole heads, with all their query tiles, as fit. Every chunk of query tiles
+    reads all keys and values of its heads again: at 720p those are 1.55 GB for 40 heads, so five chunks
+    of query tiles read 7.7 GB and four launches of 10 heads read them once. When not even one head of
+    every batch item fits, all heads run together in chunks of query tiles."""
+    per_head = _bytes_per_query_tile(layout, batch, head_dim, elem, iterations) * layout.query_tiles
+    fitting = budget // per_head
+    if fitting >= heads or fitting < 1:
+        return [(0, heads)]
+    return chunk_bounds(heads, fitting)
+
+
 def chunk_bounds(query_tiles: int, most: int) -> list[tuple[int, int]]:
-    """(first tile, tiles) of as few chunks of at most ``most`` tiles as cover ``query_tiles``, of even
-    sizes: 21 tiles by at most 5 run as 5+4+4+4+4, not 5+5+5+5+1, whose last launches would leave
+    """(first, count) of as few chunks of at most ``most`` tiles (or heads) as cover ``query_tiles``, of
+    even sizes: 21 tiles by at most 5 run as 5+4+4+4+4, not 5+5+5+5+1, whose last launches would leave
     most of the GPU idle."""
     chunks = -(-query_tiles // most)
     edges = [query_tiles * i // chunks for i in range(chunks + 1)]

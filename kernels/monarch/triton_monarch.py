@@ -35,7 +35,7 @@ from torch import Tensor
 from . import MonarchBackend, cudnn_local, gluon_refine, gluon_stage1, register_backend
 from .autotune_cache import Config, pick_config
 from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
-from .scratch_plan import SCRATCH_ENV, chunk_bounds, query_tiles_per_chunk, scratch_budget_bytes
+from .scratch_plan import SCRATCH_ENV, chunk_bounds, head_slices, query_tiles_per_chunk, scratch_budget_bytes
 from .triton_local import monarch_local_kernel
 from .triton_stage1 import monarch_stage1_kernel
 from .triton_stage2 import monarch_refine_kernel, monarch_stage2_kernel
@@ -45,9 +45,10 @@ LOG2E = 1.4426950408889634
 """Kernels work in log2 units (exp2 is the fast instruction): logits are pre-multiplied by this."""
 
 HEADS_ENV = "RTV_MONARCH_HEADS_PER_LAUNCH"
-"""Heads (x batch) per launch; 0 = all. With few heads and a small scratch budget the intermediates
-of one launch fit in L2, so stage 2 reads them before they reach DRAM (an experiment of
-bench/attention.py --l2-sweep: more, smaller launches against fewer DRAM bytes)."""
+"""Heads per launch, fixed (unset or 0: planned by ``scratch_plan.head_slices``). With few heads and a
+small scratch budget the intermediates of one launch fit in L2, so stage 2 reads them before they
+reach DRAM (an experiment of bench/attention.py --l2-sweep: more, smaller launches against fewer DRAM
+bytes)."""
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 HEAD_DIMS = (16, 32, 64, 128, 256)
@@ -123,13 +124,13 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 9
+STAGE1_REVISION = 10
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
 4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
 programs skip key tiles whose pairs are all attended exactly; 5: every program steps over the key
 tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates; 8: the Gluon kernel's candidates;
-9: Gluon: aL's store overlaps Y's product, idle warpgroups skip the products, later iterations' aR in the input dtype)."""
+9: Gluon: aL's store overlaps Y's product, idle warpgroups skip the products, later iterations' aR in the input dtype; 10: Gluon CTAs of 11 and 21 key tiles)."""
 
 REFINE_REVISION = 3
 """Part of refine's tune key, so stored choices meet new candidates (2: ``REVERSE``; 3: the Gluon refine)."""
@@ -491,21 +492,34 @@ def monarch_forward_into(
     """
     q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
-    heads = q.shape[1]
-    per_launch = int(os.environ.get(HEADS_ENV, 0)) or heads
-    if q.shape[0] != 1 or per_launch >= heads:  # the default: one launch per kernel for all heads
-        _forward_heads(
-            _Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch), iterations
-        )
-        return out
-    for h0 in range(0, heads, per_launch):
+    for h in _head_slices(q, layout, iterations):
         # Head slices are views: the kernels take strides, so no copies.
-        h = slice(h0, min(heads, h0 + per_launch))
         plan = _Plan(
             q[:, h], k[:, h], v[:, h], out[:, h], layout, scale * LOG2E, int(exact_local), poison_scratch
         )
         _forward_heads(plan, iterations)
     return out
+
+
+_slices: dict[tuple, list[slice]] = {}
+"""Per call shape: the head slices of its launches (planned once: the scratch budget reads free memory)."""
+
+
+def _head_slices(q: Tensor, layout: MonarchLayout, iterations: int) -> list[slice]:
+    batch, heads, _, head_dim = q.shape
+    fixed = int(os.environ.get(HEADS_ENV, 0))
+    key = (q.shape, q.dtype, q.device, layout, iterations, fixed, os.environ.get(SCRATCH_ENV))
+    slices = _slices.get(key)
+    if slices is None:
+        if fixed:
+            bounds = [(h0, min(fixed, heads - h0)) for h0 in range(0, heads, fixed)]
+        else:
+            elem = 4 if q.dtype == torch.float32 else 2
+            bounds = head_slices(layout, batch, heads, head_dim, elem, iterations, scratch_budget_bytes(q.device))
+        if len(_slices) >= MAX_RECIPES:
+            _slices.clear()
+        slices = _slices[key] = [slice(h0, h0 + count) for h0, count in bounds]
+    return slices
 
 
 @dataclass

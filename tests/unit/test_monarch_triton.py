@@ -463,6 +463,25 @@ def test_one_head_per_launch_with_query_chunks(monkeypatch):
     check(q, k, v, SMALL_GRID, exact_local=1)
 
 
+@pytest.mark.parametrize("iterations", [1, 2])
+def test_planned_head_slices_with_a_batch_of_two(monkeypatch, iterations):
+    """A budget that fits two heads of both batch items with all their query tiles: the call runs as
+    launches of two heads (views of ComfyUI's [B, N, H, D] layout), and writes what one launch would."""
+    from rtv.kernels.monarch import monarch_layout, triton_monarch
+    from rtv.kernels.monarch.scratch_plan import head_slices
+
+    grid = (4, 4, 52)
+    q, k, v = comfyui_layout_qkv(grid, heads=5, head_dim=128, seed=9)
+    layout = monarch_layout(grid, q.shape[-2], k.shape[-2])
+    budget_mb = 1.0  # grows by less than the 1.5x between fitting two heads and three: stops at 2 or 3 slices
+    while len(head_slices(layout, 2, 5, 128, 2, iterations, int(budget_mb * (1 << 20)))) not in (2, 3):
+        budget_mb *= 1.25
+    monkeypatch.setenv("RTV_MONARCH_SCRATCH_MB", str(budget_mb))
+    sizes = [s.stop - s.start for s in triton_monarch._head_slices(q, layout, iterations)]
+    assert sum(sizes) == 5 and len(sizes) in (2, 3)
+    check(q, k, v, grid, iterations=iterations)
+
+
 # --------------------------------------------------------------------------------------------
 # Real Wan 1.3B 480p shapes (12 heads x 128, 21 x 30 x 52 tokens)
 # --------------------------------------------------------------------------------------------
