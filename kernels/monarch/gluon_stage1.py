@@ -44,8 +44,9 @@ PAIRS_PER_CONSUMER = 64
 CANDIDATES = [{"impl": "gluon", "TILES": tiles, "STAGES": 3} for tiles in (7, 4, 11, 21)]
 """Key tiles per CTA and TMA ring depth. H100, 480p / 720p / Self-Forcing chunk: 7 tiles took 1.93 /
 15.6 / 0.342 ms, 4 tiles 2.03 / 17.5 / 0.387 ms, the tuned Triton stage 1 2.39 / 23.3 / 0.396 ms
-(bench/gluon_stage1_probe.py); 3 stages use ~200 KB of shared memory at 80 columns: one CTA per SM."""
-
+(bench/gluon_stage1_probe.py); 3 stages use ~200 KB of shared memory at 80 columns: one CTA per SM.
+11 and 21 tiles: the tuner takes them for the aL-only first stage 1 of iterations 2 (half the stores per key
+row, so a CTA's start and drain weigh more), and 7 tiles elsewhere."""
 
 
 def column_blocks(b2: int) -> tuple[int, int]:
