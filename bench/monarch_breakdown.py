@@ -4,7 +4,9 @@ A call runs, per chunk of query tiles, ``[local], stage 1 (iteration 1), refine,
 2), ..., stage 2``; with several iterations the two stage 1s share a kernel name, so the profiler's
 per-name totals cannot tell them apart. This labels the launches in order and prints, per step, the
 milliseconds and the DRAM bytes its intermediates nominally move (aL, Y, aR written or read; cL and
-the inputs are small), with the bandwidth that implies. ``--refine-candidates`` also times the refine step of
+the inputs are small), with the bandwidth that implies, beside the whole call's time (``do_bench``, as
+bench/attention.py times it) and the host time one call takes to submit its launches: a call whose host time
+exceeds its kernels' is timed by the CPU, not the GPU. ``--refine-candidates`` also times the refine step of
 iterations 2 with each refine candidate forced in turn (the stored choices for the other steps, no
 re-tuning). Writes JSON.
 
@@ -17,12 +19,13 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attention import DTYPE, HEAD_DIM, SHAPES, versions  # noqa: E402
+from attention import DTYPE, HEAD_DIM, SHAPES, timed, versions  # noqa: E402
 
 from rtv.kernels.monarch import gluon_refine, monarch_attention  # noqa: E402
 from rtv.kernels.monarch import triton_monarch as tm  # noqa: E402
@@ -62,7 +65,24 @@ def launches(fn) -> list[tuple[str, float]]:
     return [(e.name, e.time_range.elapsed_us()) for e in kernels]
 
 
-def breakdown(shape_key: str, setting: str) -> dict:
+HOST_CALLS = 20
+"""Calls submitted back to back, without waiting for the GPU, to time the host's share of one call."""
+
+
+def host_ms(fn) -> float:
+    """Milliseconds the host needs to submit one call (median of three rounds of ``HOST_CALLS``)."""
+    rounds = []
+    for _ in range(3):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(HOST_CALLS):
+            fn()
+        rounds.append((time.perf_counter() - start) * 1000 / HOST_CALLS)
+        torch.cuda.synchronize()
+    return sorted(rounds)[1]
+
+
+def breakdown(shape_key: str, setting: str, with_call_times: bool = True) -> dict:
     shape = SHAPES[shape_key]
     settings = SETTINGS[setting]
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -95,8 +115,12 @@ def breakdown(shape_key: str, setting: str) -> dict:
             entry["nominal_gb"] = units * unit / 1e9
             entry["nominal_tb_per_s"] = entry["nominal_gb"] / entry["ms"]
     total = sum(e["ms"] for e in steps.values())
-    return {"shape": shape_key, "setting": setting, "settings": settings, "chunks": len(events) // len(names),
-            "al_gb": unit / 1e9, "kernels_ms": total, "steps": steps}  # fmt: skip
+    run = {"shape": shape_key, "setting": setting, "settings": settings, "chunks": len(events) // len(names),
+           "al_gb": unit / 1e9, "kernels_ms": total, "steps": steps}  # fmt: skip
+    if with_call_times:
+        run["call_ms"] = timed(call)
+        run["host_ms"] = host_ms(call)
+    return run
 
 
 def refine_candidates(shape_key: str) -> dict[str, float]:
@@ -112,7 +136,7 @@ def refine_candidates(shape_key: str) -> dict[str, float]:
             gluon_refine.CANDIDATES = [config] if "impl" in config else []
             tm._chosen = {key: c for key, c in tm._chosen.items() if "|refine|" not in key}
             name = json.dumps(config, sort_keys=True)
-            times[name] = breakdown(shape_key, "iterations2")["steps"]["refine"]["ms"]
+            times[name] = breakdown(shape_key, "iterations2", with_call_times=False)["steps"]["refine"]["ms"]
             print(f"  refine {name}: {times[name]:.3f} ms", flush=True)
     finally:
         tm.REFINE_CANDIDATES, gluon_refine.CANDIDATES, autotune = saved
@@ -138,8 +162,8 @@ def main() -> None:
         for setting in args.settings.split(","):
             run = breakdown(shape_key, setting)
             result["runs"].append(run)
-            print(f"\n{shape_key} {setting}: {run['kernels_ms']:.3f} ms in kernels, {run['chunks']} chunk(s), "
-                  f"aL = {run['al_gb']:.2f} GB")  # fmt: skip
+            print(f"\n{shape_key} {setting}: {run['kernels_ms']:.3f} ms in kernels, call {run['call_ms']:.3f} ms, "
+                  f"host {run['host_ms']:.3f} ms per call, {run['chunks']} launch group(s), aL = {run['al_gb']:.2f} GB")
             print(f"  {'step':20s} {'kernel':28s} {'ms':>9s} {'nominal GB':>11s} {'TB/s':>6s}")
             for name, e in run["steps"].items():
                 gb = f"{e['nominal_gb']:11.2f} {e['nominal_tb_per_s']:6.2f}" if "nominal_gb" in e else ""
