@@ -492,7 +492,11 @@ def monarch_forward_into(
     """
     q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
-    for h in _head_slices(q, layout, iterations):
+    slices = _head_slices(q, layout, iterations)
+    if len(slices) == 1:  # the common case takes the tensors as they are (no views to build per call)
+        _forward_heads(_Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch), iterations)
+        return out
+    for h in slices:
         # Head slices are views: the kernels take strides, so no copies.
         plan = _Plan(
             q[:, h], k[:, h], v[:, h], out[:, h], layout, scale * LOG2E, int(exact_local), poison_scratch
