@@ -69,7 +69,7 @@ def triton_kernel_ms(q, k, v, grid) -> dict:
     return {name: ms for name, ms in totals.items() if ms > 0.01}
 
 
-def probe(key: str) -> dict:
+def probe(key: str, with_triton: bool = True) -> dict:
     shape = SHAPES[key]
     frames, h, w = shape.grid
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -101,13 +101,15 @@ def probe(key: str) -> dict:
                 "nan": any(bool(x.isnan().any()) for x in got),
             }  # fmt: skip
             print(key, name, g, entry[f"{name}_head{g}"], flush=True)
+    configs = [{"impl": "gluon", "TILES": t, "STAGES": s} for t, s in SETTINGS]
+    configs += [c for c in gluon_stage1.CANDIDATES if c not in configs]
     entry["gluon_ms"] = {
-        f"tiles{t}_stages{s}": timed(lambda t=t, s=s: run(q, {"impl": "gluon", "TILES": t, "STAGES": s}))
-        for t, s in SETTINGS
+        "_".join(f"{k}{v}" for k, v in c.items() if k != "impl"): timed(lambda c=c: run(q, c)) for c in configs
     }
     print(key, "gluon", entry["gluon_ms"], flush=True)
-    entry["triton_call_kernels_ms"] = triton_kernel_ms(q, k, v, shape.grid)
-    print(key, "triton", entry["triton_call_kernels_ms"], flush=True)
+    if with_triton:
+        entry["triton_call_kernels_ms"] = triton_kernel_ms(q, k, v, shape.grid)
+        print(key, "triton", entry["triton_call_kernels_ms"], flush=True)
     return entry
 
 
@@ -115,10 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="full_480p,full_720p,chunk_last")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--no-triton", action="store_true", help="time the Gluon candidates only")
     args = parser.parse_args()
     result = {"versions": versions(), "shapes": {}}
     for key in args.shapes.split(","):
-        result["shapes"][key] = probe(key)
+        result["shapes"][key] = probe(key, with_triton=not args.no_triton)
         torch.cuda.empty_cache()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

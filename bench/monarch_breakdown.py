@@ -39,9 +39,9 @@ SCRATCH_UNITS = {"stage1_first": 1, "stage1_later": 2, "stage1_final_first": 2, 
 iteration also reads aR), refine reads aL twice and writes aR, stage 2 reads aL and Y."""
 
 
-def step_names(iterations: int, local: bool) -> list[str]:
-    """The launches of one chunk, in order."""
-    names = ["local"] if local else []
+def step_names(iterations: int) -> list[str]:
+    """The Monarch launches of one chunk, in order (the exact local step comes before them)."""
+    names = []
     for iteration in range(iterations):
         final = iteration == iterations - 1
         role = ("stage1_final" if final else "stage1") + ("_first" if iteration == 0 else "_later")
@@ -63,6 +63,11 @@ def launches(fn) -> list[tuple[str, float]]:
     ]  # fmt: skip
     kernels.sort(key=lambda e: e.time_range.start)
     return [(e.name, e.time_range.elapsed_us()) for e in kernels]
+
+
+def is_monarch_step(kernel: str) -> bool:
+    """Stage 1, refine or stage 2 (Triton or Gluon); anything else belongs to the exact local step."""
+    return any(step in kernel for step in ("stage1_kernel", "stage2_kernel", "refine_kernel"))
 
 
 HOST_CALLS = 20
@@ -98,14 +103,18 @@ def breakdown(shape_key: str, setting: str, with_call_times: bool = True) -> dic
     call()
     torch.cuda.synchronize()
     events = launches(call)
-    names = step_names(settings.get("iterations", 1), settings.get("exact_local", -1) >= 0)
-    if len(events) % len(names):
-        raise RuntimeError(f"{len(events)} launches do not split into chunks of {names}: {events}")
+    names = step_names(settings.get("iterations", 1))
+    monarch_steps = [(kernel, us) for kernel, us in events if is_monarch_step(kernel)]
+    if len(monarch_steps) % len(names):
+        raise RuntimeError(f"{len(monarch_steps)} launches do not split into chunks of {names}: {events}")
     layout = monarch_layout(shape.grid, shape.query_tokens, shape.key_tokens)
     unit = shape.heads * layout.query_tiles * layout.b2 * layout.key_tiles * layout.b1 * HEAD_DIM * 2
     steps: dict[str, dict] = {}
-    for index, (kernel, us) in enumerate(events):
-        name = names[index % len(names)]
+    index = 0
+    for kernel, us in events:
+        # the exact local tiles are one Triton kernel, or cuDNN with its gathers and casts: all one step
+        name = names[index % len(names)] if is_monarch_step(kernel) else "local"
+        index += is_monarch_step(kernel)
         entry = steps.setdefault(name, {"kernel": kernel, "ms": 0.0, "launches": 0})
         entry["ms"] += us / 1000
         entry["launches"] += 1
@@ -115,7 +124,7 @@ def breakdown(shape_key: str, setting: str, with_call_times: bool = True) -> dic
             entry["nominal_gb"] = units * unit / 1e9
             entry["nominal_tb_per_s"] = entry["nominal_gb"] / entry["ms"]
     total = sum(e["ms"] for e in steps.values())
-    run = {"shape": shape_key, "setting": setting, "settings": settings, "chunks": len(events) // len(names),
+    run = {"shape": shape_key, "setting": setting, "settings": settings, "chunks": len(monarch_steps) // len(names),
            "al_gb": unit / 1e9, "kernels_ms": total, "steps": steps}  # fmt: skip
     if with_call_times:
         run["call_ms"] = timed(call)
