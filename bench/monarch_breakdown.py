@@ -113,8 +113,9 @@ def breakdown(shape_key: str, setting: str, with_call_times: bool = True) -> dic
     index = 0
     for kernel, us in events:
         # the exact local tiles are one Triton kernel, or cuDNN with its gathers and casts: all one step
-        name = names[index % len(names)] if is_monarch_step(kernel) else "local"
-        index += is_monarch_step(kernel)
+        monarch_step = is_monarch_step(kernel)
+        name = names[index % len(names)] if monarch_step else "local"
+        index += monarch_step
         entry = steps.setdefault(name, {"kernel": kernel, "ms": 0.0, "launches": 0})
         entry["ms"] += us / 1000
         entry["launches"] += 1
