@@ -81,7 +81,7 @@ def probe(key: str, with_triton: bool = True) -> dict:
     tiles = layout.query_tiles
     a_l, y = torch.empty(2, shape.heads, tiles, w, layout.key_tiles * h, 128, device="cuda",
                          dtype=torch.float16).unbind(0)  # fmt: skip
-    c_l_out = torch.empty(shape.heads, tiles, w, layout.key_tiles * h, device="cuda")
+    c_l_out = torch.empty(shape.heads, layout.key_tiles * h, tiles * w, device="cuda")  # key-row major
     scale = 128**-0.5 * LOG2E
 
     def run(queries, config):
@@ -95,7 +95,7 @@ def probe(key: str, with_triton: bool = True) -> dict:
         for g in (0, shape.heads - 1):
             ref = reference_head(queries, k, v, shape.grid, shape.query_frames, g)
             got = (a_l[g].view(tiles, w, frames, h, 128), y[g].view(tiles, w, frames, h, 128),
-                   c_l_out[g].view(tiles, w, frames, h))  # fmt: skip
+                   c_l_out[g].view(frames, h, tiles, w).permute(2, 3, 0, 1))  # fmt: skip
             entry[f"{name}_head{g}"] = {
                 "aL": relative_l2(got[0], ref[0]), "Y": relative_l2(got[1], ref[1]), "cL": relative_l2(got[2], ref[2]),
                 "nan": any(bool(x.isnan().any()) for x in got),

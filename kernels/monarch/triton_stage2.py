@@ -48,15 +48,15 @@ grid and tiling; they only enter per-row index math, never a block shape."""
 
 @triton.jit
 def _block_logits(
-    q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    AL_POLICY: tl.constexpr,
+    q, AL, CL, base_row, cl_column, pairs, c, c_valid, qk_scale, HEAD_DIM: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, AL_POLICY: tl.constexpr,
 ):
     """log2 logits ``[BLOCK_L, BLOCK_C]`` of the (m, j) queries against summary keys ``c``."""
     d = tl.arange(0, HEAD_DIM)
     rows = base_row + c.to(tl.int64)
     al = tl.load(AL + rows[:, None] * HEAD_DIM + d[None, :], mask=c_valid[:, None], other=0.0,
                  eviction_policy=AL_POLICY)  # fmt: skip
-    cl = tl.load(CL + rows, mask=c_valid, other=0.0)
+    cl = tl.load(CL + cl_column + c.to(tl.int64) * pairs, mask=c_valid, other=0.0)
     s = tl.dot(q, tl.trans(al), input_precision=DOT_PRECISION) * qk_scale - cl[None, :]
     return tl.where(c_valid[None, :], s, float("-inf"))
 
@@ -68,6 +68,8 @@ def _attend_range(
     Y,
     CL,
     base_row,
+    cl_column,
+    pairs,
     c_lo,
     c_hi,
     m_i,
@@ -85,7 +87,8 @@ def _attend_range(
     for c0 in range(c_lo, c_hi, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         c_valid = c < c_hi
-        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION, AL_POLICY)
+        s = _block_logits(q, AL, CL, base_row, cl_column, pairs, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION,
+                          AL_POLICY)  # fmt: skip
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
@@ -105,6 +108,8 @@ def _refine_range(
     CL,
     AR,
     base_row,
+    cl_column,
+    pairs,
     ar_row0,
     ar_stride_c,
     c_lo,
@@ -129,7 +134,7 @@ def _refine_range(
         c0 = c_lo + ((blocks - 1 - b) if REVERSE else b) * BLOCK_C
         c = c0 + tl.arange(0, BLOCK_C)
         c_valid = c < c_hi
-        s = _block_logits(q, AL, CL, base_row, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION,
+        s = _block_logits(q, AL, CL, base_row, cl_column, pairs, c, c_valid, qk_scale, HEAD_DIM, DOT_PRECISION,
                           "evict_first" if REVERSE else "")  # fmt: skip
         log_l = tl.where(l_valid[:, None], s - lse[:, None], float("-inf"))
         log_l = tl.where(c_valid[None, :], log_l, 0.0)  # padding columns: any finite value
@@ -277,6 +282,8 @@ def monarch_stage2_kernel(
     nk = key_tiles * b1
     flat_column = (g * query_tiles + m).to(tl.int64) * b2 + j
     base_row = flat_column * nk
+    pairs = query_tiles * b2  # cL is key-row major: [G, key rows, pairs]
+    cl_column = g.to(tl.int64) * nk * pairs + m * b2 + j
     m_i, l_i = _initial_stats(LOCAL_LSE, flat_column, b1, l_valid, HAS_LOCAL, BLOCK_L)
     d = tl.arange(0, HEAD_DIM)
     if HAS_LOCAL:  # the local part's normalised output, weight 1 at max = its log-normaliser
@@ -290,10 +297,10 @@ def monarch_stage2_kernel(
         m, query_tile_first, query_group_offset, tiles_per_group, key_groups, exact_local, b1, HAS_LOCAL
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, Y, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION, ""
+        q, AL, Y, CL, base_row, cl_column, pairs, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION, ""
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, Y, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION, ""
+        q, AL, Y, CL, base_row, cl_column, pairs, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION, ""
     )
     out = acc / l_i[:, None]
     batch = g // heads
@@ -355,6 +362,8 @@ def monarch_refine_kernel(
     nk = key_tiles * b1
     flat_column = (g * query_tiles + m).to(tl.int64) * b2 + j
     base_row = flat_column * nk
+    pairs = query_tiles * b2  # cL is key-row major: [G, key rows, pairs]
+    cl_column = g.to(tl.int64) * nk * pairs + m * b2 + j
     m_i, l_i = _initial_stats(LOCAL_LSE, flat_column, b1, l_valid, HAS_LOCAL, BLOCK_L)
     acc = tl.zeros([BLOCK_L, HEAD_DIM], tl.float32)  # unused: pass 1 needs no values
     lo, hi = _local_c_range(
@@ -362,19 +371,19 @@ def monarch_refine_kernel(
     )
     keep: tl.constexpr = "evict_last" if REVERSE else ""
     m_i, l_i, acc = _attend_range(
-        q, AL, AL, CL, base_row, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, keep
+        q, AL, AL, CL, base_row, cl_column, pairs, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, keep
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, AL, CL, base_row, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, keep
+        q, AL, AL, CL, base_row, cl_column, pairs, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, keep
     )
     lse = m_i + tl.log2(l_i)
     ar_row0 = (g * query_tiles + m).to(tl.int64) * nk * b2 + j
     # reversed, the range pass 1 read last ([hi, nk)) goes first
     _refine_range(
-        q, AL, CL, AR, base_row, ar_row0, b2, hi, nk, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION,
+        q, AL, CL, AR, base_row, cl_column, pairs, ar_row0, b2, hi, nk, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION,
         REVERSE,
     )  # fmt: skip
     _refine_range(
-        q, AL, CL, AR, base_row, ar_row0, b2, 0, lo, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION,
+        q, AL, CL, AR, base_row, cl_column, pairs, ar_row0, b2, 0, lo, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION,
         REVERSE,
     )  # fmt: skip
