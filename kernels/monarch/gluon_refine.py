@@ -140,8 +140,7 @@ if HAS_GLUON:
             m = column % (query_tiles * b2) // b2
             j = column % b2
             next_column = column + gl.num_programs(0)
-            pairs = query_tiles * b2  # cL is key-row major: [G, key rows, pairs]
-            cl_base = (column // pairs).to(gl.int64) * nk * pairs + column % pairs
+            cl_base = column.to(gl.int64) * nk
             lo = 0
             hi = 0
             if HAS_LOCAL:  # summary keys of the key tiles attended exactly: no Monarch mass
@@ -165,7 +164,7 @@ if HAS_GLUON:
                 s = warpgroup_mma(q_smem, al.permute((1, 0)), gl.zeros([BLOCK_L, BLOCK_C], gl.float32, mma_r),
                                   use_acc=False)  # fmt: skip
                 c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=gl.SliceLayout(0, mma_r))
-                cl = gl.load(CL + cl_base + c.to(gl.int64) * pairs, mask=c < nk, other=0.0)
+                cl = gl.load(CL + cl_base + c, mask=c < nk, other=0.0)
                 keep = (c < nk) & ((c < lo) | (c >= hi))
                 s = gl.where(keep[None, :], s * qk_scale - cl[None, :], float("-inf"))
                 m_new = gl.maximum(m_l, gl.max(s, axis=1))
@@ -213,7 +212,7 @@ if HAS_GLUON:
                 s = warpgroup_mma(al, q_smem.permute((1, 0)), gl.zeros([BLOCK_C, BLOCK_L], gl.float32, mma_s),
                                   use_acc=False)  # fmt: skip
                 c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=c_layout)
-                cl = gl.load(CL + cl_base + c.to(gl.int64) * pairs, mask=c < nk, other=0.0)
+                cl = gl.load(CL + cl_base + c, mask=c < nk, other=0.0)
                 log_w = s * qk_scale - cl[:, None] - lse[None, :]
                 w = gl.exp2(log_w - gl.max(log_w, axis=1)[:, None])
                 w = w / gl.sum(w, axis=1)[:, None]

@@ -174,7 +174,10 @@ if HAS_GLUON:
                 ar_next = _scratch_rows(AR, ar_pair + (n0 * b1 + k) * b2, d, pairs_ok & (count > 0))
 
             out_pairs = pair0 + gl.arange(0, BLOCK_P, layout=row_stats)
-            cl_rows = (g.to(gl.int64) * nk + k) * pairs_total + out_pairs  # key-row major: 64 adjacent pairs
+            if FINAL:  # key-row major for stage 2: this key row's cL of 64 adjacent pairs is one 256-byte run
+                cl_rows = (g.to(gl.int64) * nk + k) * pairs_total + out_pairs
+            else:  # pair-major for the refine, which reads one column's cL at a time
+                cl_rows = (g.to(gl.int64) * pairs_total + out_pairs) * nk + k
             zero_o = gl.zeros([BLOCK_P, HEAD_DIM], gl.float32, mma_o)
             for i in range(count):
                 s = i % STAGES
@@ -229,7 +232,7 @@ if HAS_GLUON:
                     y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
                     fence_async_shared()
                     tma.async_copy_shared_to_global(y_desc, [g, pair0, column], y_smem)
-                cl_row = cl_rows + (n * b1).to(gl.int64) * pairs_total
+                cl_row = cl_rows + (n * b1).to(gl.int64) * (pairs_total if FINAL else 1)
                 gl.store(CL + cl_row, pz_i / l_i - m_i - gl.log2(l_i), mask=out_pairs < pairs_total)
             tma.store_wait(0)
 

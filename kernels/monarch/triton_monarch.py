@@ -352,8 +352,8 @@ class _Chunk:
     def allocate(cls, plan: _Plan, first_tile: int, tiles: int, iterations: int) -> _Chunk:
         lay, g, d, dtype = plan.layout, plan.groups, plan.head_dim, plan.scratch_dtype
         aL, Y = plan.scratch(2, g, tiles, lay.b2, plan.key_rows, d, dtype=dtype).unbind(0)  # one allocation
-        # key-row major: stage 1 writes a key row's cL for 64 adjacent pairs at once (256 bytes, not 64
-        # scattered floats); stage 2's neighbouring columns read neighbouring floats from L2
+        # the final iteration's cL is key-row major [g, key rows, pairs], earlier ones' pair-major
+        # [g, pairs, key rows] (triton_stage1's docstring): one buffer of either shape
         cL = plan.scratch(g, plan.key_rows, tiles * lay.b2, dtype=torch.float32)
         aR = plan.scratch(g, tiles, plan.key_rows, lay.b2, d, dtype=plan.query_scratch_dtype) if iterations > 1 else aL
         if plan.has_local:

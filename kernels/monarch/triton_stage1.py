@@ -21,10 +21,13 @@ an online softmax. Logits are in log2 units (exp2).
 
 Outputs go to scratch in the layout stage 2 streams: ``aL, Y [G, Mc, b2, key_tiles*b1, D]`` (float16
 for 16-bit inputs: 8x finer than bfloat16 where it matters, since stage 2 exponentiates ``q . aL``;
-float32 for float32 inputs; products run in that dtype) and ``cL [G, key_tiles*b1, Mc*b2]`` in
-float32 and log2 units (``sum_i R log2 R``), so stage 2 subtracts it from its log2 logits directly.
-cL is key-row major so that a key row's values of adjacent pairs are adjacent: the Gluon stage 1 stores
-64 of them as 256 bytes (pair-major, they were 64 scattered floats per key row: 7.7 % of its time at 720p).
+float32 for float32 inputs; products run in that dtype) and ``cL`` in float32 and log2 units
+(``sum_i R log2 R``), so stage 2 subtracts it from its log2 logits directly. The final iteration's cL
+is key-row major, ``[G, key_tiles*b1, Mc*b2]``: a key row's values of adjacent pairs are adjacent, and
+the Gluon stage 1 stores 64 of them as one 256-byte run (pair-major they were 64 scattered floats per
+key row, 7.7 % of its time at 720p), while stage 2's neighbouring columns read neighbouring floats.
+Earlier iterations' cL stays pair-major, ``[G, Mc, b2, key_tiles*b1]``: the refine reads one column's
+cL at a time, and strided reads cost it 4 % at 720p.
 """
 
 from __future__ import annotations
@@ -384,8 +387,12 @@ def monarch_stage1_kernel(
     k_base = K + batch.to(tl.int64) * stride_kb + head.to(tl.int64) * stride_kh
     v_base = V + batch.to(tl.int64) * stride_vb + head.to(tl.int64) * stride_vh
     out_row0 = ((g * query_tiles + m).to(tl.int64) * b2 + j) * nk + k
-    pairs_total = query_tiles * b2
-    cl_row0 = (g.to(tl.int64) * nk + k) * pairs_total + pairs  # cL is key-row major (CL_LAYOUT)
+    if FINAL:  # cL key-row major for stage 2, pair-major for the refine (the module docstring says why)
+        cl_row0 = (g.to(tl.int64) * nk + k) * (query_tiles * b2) + pairs
+        cl_tile_stride = b1.to(tl.int64) * (query_tiles * b2)
+    else:
+        cl_row0 = out_row0
+        cl_tile_stride = b1.to(tl.int64)
 
     if FIRST:
         # L = identity: the query of row k itself, the same for every key tile (loaded once).
@@ -434,6 +441,6 @@ def monarch_stage1_kernel(
                     q_hi = q
             _row_summaries(
                 q, q_hi, k_base, v_base, stride_kn, stride_vn, key_row, b2, qk_scale, AL, Y, CL,
-                out_row0 + n * b1, cl_row0 + (n * b1).to(tl.int64) * pairs_total, active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
+                out_row0 + n * b1, cl_row0 + n * cl_tile_stride, active, HEAD_DIM, BLOCK_P, BLOCK_I, BLOCK_I2, FINAL, DOT_PRECISION,
                 ONE_I_BLOCK, HALF_D, BF16_PRODUCTS,
             )  # fmt: skip

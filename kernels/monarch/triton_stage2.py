@@ -282,7 +282,7 @@ def monarch_stage2_kernel(
     nk = key_tiles * b1
     flat_column = (g * query_tiles + m).to(tl.int64) * b2 + j
     base_row = flat_column * nk
-    pairs = query_tiles * b2  # cL is key-row major: [G, key rows, pairs]
+    pairs = query_tiles * b2  # the final iteration's cL is key-row major: [G, key rows, pairs]
     cl_column = g.to(tl.int64) * nk * pairs + m * b2 + j
     m_i, l_i = _initial_stats(LOCAL_LSE, flat_column, b1, l_valid, HAS_LOCAL, BLOCK_L)
     d = tl.arange(0, HEAD_DIM)
@@ -362,8 +362,8 @@ def monarch_refine_kernel(
     nk = key_tiles * b1
     flat_column = (g * query_tiles + m).to(tl.int64) * b2 + j
     base_row = flat_column * nk
-    pairs = query_tiles * b2  # cL is key-row major: [G, key rows, pairs]
-    cl_column = g.to(tl.int64) * nk * pairs + m * b2 + j
+    pairs = 1  # a non-final iteration's cL is pair-major, like aL (triton_stage1's docstring)
+    cl_column = base_row
     m_i, l_i = _initial_stats(LOCAL_LSE, flat_column, b1, l_valid, HAS_LOCAL, BLOCK_L)
     acc = tl.zeros([BLOCK_L, HEAD_DIM], tl.float32)  # unused: pass 1 needs no values
     lo, hi = _local_c_range(
