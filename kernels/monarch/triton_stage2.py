@@ -297,11 +297,13 @@ def monarch_stage2_kernel(
         m, query_tile_first, query_group_offset, tiles_per_group, key_groups, exact_local, b1, HAS_LOCAL
     )
     m_i, l_i, acc = _attend_range(
-        q, AL, Y, CL, base_row, cl_column, pairs, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION, ""
-    )
+        q, AL, Y, CL, base_row, cl_column, pairs, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True,
+        DOT_PRECISION, "",
+    )  # fmt: skip
     m_i, l_i, acc = _attend_range(
-        q, AL, Y, CL, base_row, cl_column, pairs, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True, DOT_PRECISION, ""
-    )
+        q, AL, Y, CL, base_row, cl_column, pairs, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, True,
+        DOT_PRECISION, "",
+    )  # fmt: skip
     out = acc / l_i[:, None]
     batch = g // heads
     head = g % heads
@@ -371,19 +373,21 @@ def monarch_refine_kernel(
     )
     keep: tl.constexpr = "evict_last" if REVERSE else ""
     m_i, l_i, acc = _attend_range(
-        q, AL, AL, CL, base_row, cl_column, pairs, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, keep
-    )
+        q, AL, AL, CL, base_row, cl_column, pairs, 0, lo, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False,
+        DOT_PRECISION, keep,
+    )  # fmt: skip
     m_i, l_i, acc = _attend_range(
-        q, AL, AL, CL, base_row, cl_column, pairs, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False, DOT_PRECISION, keep
-    )
+        q, AL, AL, CL, base_row, cl_column, pairs, hi, nk, m_i, l_i, acc, qk_scale, HEAD_DIM, BLOCK_C, False,
+        DOT_PRECISION, keep,
+    )  # fmt: skip
     lse = m_i + tl.log2(l_i)
     ar_row0 = (g * query_tiles + m).to(tl.int64) * nk * b2 + j
     # reversed, the range pass 1 read last ([hi, nk)) goes first
     _refine_range(
-        q, AL, CL, AR, base_row, cl_column, pairs, ar_row0, b2, hi, nk, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION,
-        REVERSE,
+        q, AL, CL, AR, base_row, cl_column, pairs, ar_row0, b2, hi, nk, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C,
+        DOT_PRECISION, REVERSE,
     )  # fmt: skip
     _refine_range(
-        q, AL, CL, AR, base_row, cl_column, pairs, ar_row0, b2, 0, lo, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C, DOT_PRECISION,
-        REVERSE,
+        q, AL, CL, AR, base_row, cl_column, pairs, ar_row0, b2, 0, lo, lse, l_valid, qk_scale, HEAD_DIM, BLOCK_C,
+        DOT_PRECISION, REVERSE,
     )  # fmt: skip
