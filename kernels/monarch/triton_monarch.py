@@ -276,6 +276,13 @@ _chosen: dict[str, Config] = {}
 # --------------------------------------------------------------------------------------------
 
 
+def scratch_dtype_for(input_dtype: torch.dtype) -> torch.dtype:
+    """aL and Y: float16 for 16-bit inputs (stage 2 exponentiates q . aL, so bfloat16's 8-bit mantissa
+    cost 1e-2 of relative error on the H200; float16 has 11 bits and the range of attention
+    activations), float32 for float32 inputs."""
+    return torch.float32 if input_dtype == torch.float32 else torch.float16
+
+
 @dataclass
 class _Plan:
     """Everything the launches of one forward share (tensors, strides, scalars)."""
@@ -316,10 +323,7 @@ class _Plan:
 
     @property
     def scratch_dtype(self) -> torch.dtype:
-        """aL, Y, aR: float16 for 16-bit inputs (stage 2 exponentiates q . aL, so bfloat16's 8-bit
-        mantissa cost 1e-2 of relative error on the H200; float16 has 11 bits and the range of
-        attention activations), float32 for float32 inputs."""
-        return torch.float32 if self.q.dtype == torch.float32 else torch.float16
+        return scratch_dtype_for(self.q.dtype)
 
     @property
     def query_scratch_dtype(self) -> torch.dtype:
@@ -520,7 +524,7 @@ def _head_slices(q: Tensor, layout: MonarchLayout, iterations: int) -> list[slic
         if fixed:
             bounds = [(h0, min(fixed, heads - h0)) for h0 in range(0, heads, fixed)]
         else:
-            elem = 4 if q.dtype == torch.float32 else 2
+            elem = scratch_dtype_for(q.dtype).itemsize
             bounds = head_slices(layout, batch, heads, head_dim, elem, iterations, scratch_budget_bytes(q.device))
         if len(_slices) >= MAX_RECIPES:
             _slices.clear()
@@ -587,7 +591,7 @@ def _tuned_step(tune_key: str, candidates: list[Config], build, plan: _Plan, chu
 
 def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_Step]]]:
     q, lay, head_dim = plan.q, plan.layout, plan.head_dim
-    elem = torch.finfo(plan.scratch_dtype).bits // 8
+    elem = plan.scratch_dtype.itemsize
     budget = scratch_budget_bytes(q.device)
     chunk_tiles = query_tiles_per_chunk(lay, plan.groups, head_dim, elem, iterations, budget)
     recipe = []
