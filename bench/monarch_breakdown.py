@@ -6,9 +6,9 @@ per-name totals cannot tell them apart. This labels the launches in order and pr
 milliseconds and the DRAM bytes its intermediates nominally move (aL, Y, aR written or read; cL and
 the inputs are small), with the bandwidth that implies, beside the whole call's time (``do_bench``, as
 bench/attention.py times it) and the host time one call takes to submit its launches: a call whose host time
-exceeds its kernels' is timed by the CPU, not the GPU. ``--refine-candidates`` also times the refine step of
-iterations 2 with each refine candidate forced in turn (the stored choices for the other steps, no
-re-tuning). Writes JSON.
+exceeds its kernels' is timed by the CPU, not the GPU. ``--candidates refine,stage2`` also times the
+refine step of iterations 2 and the stage 2 of iterations 1 with each of their candidates forced in
+turn (the stored choices for the other steps, no re-tuning). Writes JSON.
 
     python bench/monarch_breakdown.py --shapes full_480p,full_720p --settings plain,iterations2 --out /tmp/b.json
 """
@@ -133,28 +133,46 @@ def breakdown(shape_key: str, setting: str, with_call_times: bool = True) -> dic
     return run
 
 
-def refine_candidates(shape_key: str) -> dict[str, float]:
-    """Milliseconds of the refine step (iterations 2) with each candidate alone, in one process."""
-    gluon = gluon_refine.HAS_GLUON and torch.cuda.get_device_capability() == (9, 0)
-    offered = list(tm.REFINE_CANDIDATES) + (list(gluon_refine.CANDIDATES) if gluon else [])
-    saved = tm.REFINE_CANDIDATES, gluon_refine.CANDIDATES, os.environ.get("RTV_MONARCH_AUTOTUNE")
-    os.environ["RTV_MONARCH_AUTOTUNE"] = "0"  # stored choices for the other steps; nothing stored
+STEP_OFFERS = {
+    "refine": ("REFINE_CANDIDATES", gluon_refine, "iterations2"),
+    "stage2": ("STAGE2_CANDIDATES", None, "plain"),
+}
+"""step -> (triton_monarch's list of Triton candidates, the Gluon module with its own or None, the setting
+timed)."""
+
+
+def step_candidates(step: str, shape_key: str) -> dict[str, float]:
+    """Milliseconds of one step with each of its candidates alone, in one process (the stored choices
+    for the other steps; nothing re-tuned or stored)."""
+    triton_list, gluon_module, setting = STEP_OFFERS[step]
+    gluon = gluon_module is not None and gluon_module.HAS_GLUON and torch.cuda.get_device_capability() == (9, 0)
+    offered = list(getattr(tm, triton_list)) + (list(gluon_module.CANDIDATES) if gluon else [])
+    saved = getattr(tm, triton_list), gluon_module and gluon_module.CANDIDATES, os.environ.get("RTV_MONARCH_AUTOTUNE")
+    os.environ["RTV_MONARCH_AUTOTUNE"] = "0"
     times = {}
     try:
         for config in offered:
-            tm.REFINE_CANDIDATES = [] if "impl" in config else [config]
-            gluon_refine.CANDIDATES = [config] if "impl" in config else []
-            tm._chosen = {key: c for key, c in tm._chosen.items() if "|refine|" not in key}
+            setattr(tm, triton_list, [] if "impl" in config else [config])
+            if gluon_module is not None:
+                gluon_module.CANDIDATES = [config] if "impl" in config else []
+            tm._chosen = {key: c for key, c in tm._chosen.items() if f"|{step}|" not in key}
             name = json.dumps(config, sort_keys=True)
-            times[name] = breakdown(shape_key, "iterations2", with_call_times=False)["steps"]["refine"]["ms"]
-            print(f"  refine {name}: {times[name]:.3f} ms", flush=True)
+            try:
+                times[name] = breakdown(shape_key, setting, with_call_times=False)["steps"][step]["ms"]
+            except Exception as error:  # noqa: BLE001 - one failing candidate must not lose the others' times
+                print(f"  {step} {name}: failed: {error}", flush=True)
+                continue
+            print(f"  {step} {name}: {times[name]:.3f} ms", flush=True)
     finally:
-        tm.REFINE_CANDIDATES, gluon_refine.CANDIDATES, autotune = saved
+        setattr(tm, triton_list, saved[0])
+        if gluon_module is not None:
+            gluon_module.CANDIDATES = saved[1]
+        autotune = saved[2]
         if autotune is None:
             os.environ.pop("RTV_MONARCH_AUTOTUNE")
         else:
             os.environ["RTV_MONARCH_AUTOTUNE"] = autotune
-        tm._chosen = {key: c for key, c in tm._chosen.items() if "|refine|" not in key}
+        tm._chosen = {key: c for key, c in tm._chosen.items() if f"|{step}|" not in key}
     return times
 
 
@@ -163,7 +181,8 @@ def main() -> None:
     parser.add_argument("--shapes", default="full_480p,full_720p", help=f"comma-separated subset of {list(SHAPES)}")
     parser.add_argument("--settings", default="plain,iterations2", help=f"comma-separated subset of {list(SETTINGS)}")
     parser.add_argument("--out", type=Path, required=True, help="JSON path")
-    parser.add_argument("--refine-candidates", action="store_true", help="also time every refine candidate alone")
+    parser.add_argument("--candidates", default="", help="comma-separated steps (refine, stage2) whose every "
+                        "candidate is also timed alone")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/monarch_breakdown.py needs a CUDA GPU")
@@ -179,9 +198,9 @@ def main() -> None:
                 gb = f"{e['nominal_gb']:11.2f} {e['nominal_tb_per_s']:6.2f}" if "nominal_gb" in e else ""
                 print(f"  {name:20s} {e['kernel'][:28]:28s} {e['ms']:9.3f} {gb}")
             torch.cuda.empty_cache()
-        if args.refine_candidates:
-            print(f"\n{shape_key}: refine candidates, iterations 2")
-            result.setdefault("refine_candidates_ms", {})[shape_key] = refine_candidates(shape_key)
+        for step in filter(None, args.candidates.split(",")):
+            print(f"\n{shape_key}: {step} candidates, {STEP_OFFERS[step][2]}")
+            result.setdefault(f"{step}_candidates_ms", {})[shape_key] = step_candidates(step, shape_key)
             torch.cuda.empty_cache()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
