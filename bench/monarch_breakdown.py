@@ -147,7 +147,8 @@ def step_candidates(step: str, shape_key: str) -> dict[str, float]:
     triton_list, gluon_module, setting = STEP_OFFERS[step]
     gluon = gluon_module is not None and gluon_module.HAS_GLUON and torch.cuda.get_device_capability() == (9, 0)
     offered = list(getattr(tm, triton_list)) + (list(gluon_module.CANDIDATES) if gluon else [])
-    saved = getattr(tm, triton_list), gluon_module and gluon_module.CANDIDATES, os.environ.get("RTV_MONARCH_AUTOTUNE")
+    saved_triton, autotune = getattr(tm, triton_list), os.environ.get("RTV_MONARCH_AUTOTUNE")
+    saved_gluon = gluon_module.CANDIDATES if gluon_module is not None else None
     os.environ["RTV_MONARCH_AUTOTUNE"] = "0"
     times = {}
     try:
@@ -164,10 +165,9 @@ def step_candidates(step: str, shape_key: str) -> dict[str, float]:
                 continue
             print(f"  {step} {name}: {times[name]:.3f} ms", flush=True)
     finally:
-        setattr(tm, triton_list, saved[0])
+        setattr(tm, triton_list, saved_triton)
         if gluon_module is not None:
-            gluon_module.CANDIDATES = saved[1]
-        autotune = saved[2]
+            gluon_module.CANDIDATES = saved_gluon
         if autotune is None:
             os.environ.pop("RTV_MONARCH_AUTOTUNE")
         else:
@@ -184,6 +184,9 @@ def main() -> None:
     parser.add_argument("--candidates", default="", help="comma-separated steps (refine, stage2) whose every "
                         "candidate is also timed alone")
     args = parser.parse_args()
+    unknown = set(filter(None, args.candidates.split(","))) - set(STEP_OFFERS)
+    if unknown:
+        parser.error(f"--candidates takes steps of {list(STEP_OFFERS)}, not {sorted(unknown)}")
     if not torch.cuda.is_available():
         raise SystemExit("bench/monarch_breakdown.py needs a CUDA GPU")
     result = {"versions": versions(), "dtype": str(DTYPE), "head_dim": HEAD_DIM, "runs": []}
