@@ -49,8 +49,8 @@ def step_names(iterations: int) -> list[str]:
     return names
 
 
-def launches(fn) -> list[tuple[str, float]]:
-    """(kernel name, microseconds) of every kernel one call launches, in start order."""
+def launches(fn) -> list[tuple[str, float, float]]:
+    """(kernel name, microseconds, start in microseconds) of every kernel one call launches, in start order."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -62,7 +62,7 @@ def launches(fn) -> list[tuple[str, float]]:
         if e.device_type == DeviceType.CUDA and not e.name.startswith(("Memset", "Memcpy", "[memory]"))
     ]  # fmt: skip
     kernels.sort(key=lambda e: e.time_range.start)
-    return [(e.name, e.time_range.elapsed_us()) for e in kernels]
+    return [(e.name, e.time_range.elapsed_us(), e.time_range.start) for e in kernels]
 
 
 def is_monarch_step(kernel: str) -> bool:
@@ -104,14 +104,14 @@ def breakdown(shape_key: str, setting: str, with_call_times: bool = True) -> dic
     torch.cuda.synchronize()
     events = launches(call)
     names = step_names(settings.get("iterations", 1))
-    monarch_steps = [(kernel, us) for kernel, us in events if is_monarch_step(kernel)]
+    monarch_steps = [kernel for kernel, _, _ in events if is_monarch_step(kernel)]
     if len(monarch_steps) % len(names):
         raise RuntimeError(f"{len(monarch_steps)} launches do not split into chunks of {names}: {events}")
     layout = monarch_layout(shape.grid, shape.query_tokens, shape.key_tokens)
     unit = shape.heads * layout.query_tiles * layout.b2 * layout.key_tiles * layout.b1 * HEAD_DIM * 2
     steps: dict[str, dict] = {}
     index = 0
-    for kernel, us in events:
+    for kernel, us, _ in events:
         # the exact local tiles are one Triton kernel, or cuDNN with its gathers and casts: all one step
         monarch_step = is_monarch_step(kernel)
         name = names[index % len(names)] if monarch_step else "local"
@@ -125,8 +125,10 @@ def breakdown(shape_key: str, setting: str, with_call_times: bool = True) -> dic
             entry["nominal_gb"] = units * unit / 1e9
             entry["nominal_tb_per_s"] = entry["nominal_gb"] / entry["ms"]
     total = sum(e["ms"] for e in steps.values())
+    # first start to last end of the profiled call: what exceeds the kernels' sum is the GPU idle between them
+    span = (events[-1][2] + events[-1][1] - events[0][2]) / 1000 if events else 0.0
     run = {"shape": shape_key, "setting": setting, "settings": settings, "chunks": len(monarch_steps) // len(names),
-           "al_gb": unit / 1e9, "kernels_ms": total, "steps": steps}  # fmt: skip
+           "al_gb": unit / 1e9, "kernels_ms": total, "span_ms": span, "steps": steps}  # fmt: skip
     if with_call_times:
         run["call_ms"] = timed(call)
         run["host_ms"] = host_ms(call)
@@ -194,7 +196,8 @@ def main() -> None:
         for setting in args.settings.split(","):
             run = breakdown(shape_key, setting)
             result["runs"].append(run)
-            print(f"\n{shape_key} {setting}: {run['kernels_ms']:.3f} ms in kernels, call {run['call_ms']:.3f} ms, "
+            print(f"\n{shape_key} {setting}: {run['kernels_ms']:.3f} ms in kernels ({run['span_ms']:.3f} ms from the "
+                  f"first start to the last end), call {run['call_ms']:.3f} ms, "
                   f"host {run['host_ms']:.3f} ms per call, {run['chunks']} launch group(s), aL = {run['al_gb']:.2f} GB")
             print(f"  {'step':20s} {'kernel':28s} {'ms':>9s} {'nominal GB':>11s} {'TB/s':>6s}")
             for name, e in run["steps"].items():
