@@ -96,20 +96,25 @@ if HAS_GLUON:
     def _producer(k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
                   batch, head, key_row0, n_first, count, skip_lo, skipped, tile_tokens,
                   BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-                  ELEMENT_BYTES: gl.constexpr):  # fmt: skip
+                  ELEMENT_BYTES: gl.constexpr, FINAL: gl.constexpr):  # fmt: skip
+        # only the final iteration computes Y: earlier ones load the keys alone (half the ring's bytes)
+        OPERANDS: gl.constexpr = 2 if FINAL else 1
         for i in range(count):
             s = i % STAGES
             mbarrier.wait(empty.index(s), ((i // STAGES) & 1) ^ 1)  # a fresh ring starts empty
             t = n_first + i
             n = gl.where(t >= skip_lo, t + skipped, t)
             row = n * tile_tokens + key_row0
-            mbarrier.expect(ready.index(s), 2 * (BLOCK_I + BLOCK_I2) * HEAD_DIM * ELEMENT_BYTES)
+            mbarrier.expect(ready.index(s), OPERANDS * (BLOCK_I + BLOCK_I2) * HEAD_DIM * ELEMENT_BYTES)
             tma.async_copy_global_to_shared(k_desc, [batch, head, row, 0], ready.index(s), k_bufs.index(s))
-            tma.async_copy_global_to_shared(v_desc, [batch, head, row, 0], ready.index(s), v_bufs.index(s))
+            if FINAL:
+                tma.async_copy_global_to_shared(v_desc, [batch, head, row, 0], ready.index(s), v_bufs.index(s))
             if BLOCK_I2 > 0:
                 second = row + BLOCK_I
                 tma.async_copy_global_to_shared(k2_desc, [batch, head, second, 0], ready.index(s), k2_bufs.index(s))
-                tma.async_copy_global_to_shared(v2_desc, [batch, head, second, 0], ready.index(s), v2_bufs.index(s))
+                if FINAL:
+                    tma.async_copy_global_to_shared(v2_desc, [batch, head, second, 0], ready.index(s),
+                                                    v2_bufs.index(s))  # fmt: skip
 
     @gluon.jit
     def _hi_lo(x, dtype: gl.constexpr):
@@ -190,12 +195,10 @@ if HAS_GLUON:
                     fence_async_shared()
                 mbarrier.wait(ready.index(s), (i // STAGES) & 1)
                 keys = k_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
-                values = v_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
                 z = _logits(q_smem, keys, 0, b2, qk_scale, BLOCK_P, BLOCK_I)
                 m_i = gl.max(z, axis=1)
                 if BLOCK_I2 > 0:  # 80 columns as 64 + 16: both blocks meet in one softmax
                     keys2 = k2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
-                    values2 = v2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
                     z2 = _logits(q_smem, keys2, BLOCK_I, b2, qk_scale, BLOCK_P, BLOCK_I2)
                     m_i = gl.maximum(m_i, gl.convert_layout(gl.max(z2, axis=1), row_stats))
                 p = gl.exp2(z - m_i[:, None])
@@ -224,9 +227,9 @@ if HAS_GLUON:
                 fence_async_shared()
                 tma.async_copy_shared_to_global(al_desc, [g, pair0, column], al_smem)
                 if FINAL:  # Y feeds the output linearly: one term of R is enough (relative L2 of Y 1.7e-3)
-                    y = warpgroup_mma(r_hi, values, zero_o, use_acc=False)
+                    y = warpgroup_mma(r_hi, v_bufs.index(s).reshape([BLOCK_I, HEAD_DIM]), zero_o, use_acc=False)
                     if BLOCK_I2 > 0:
-                        y = warpgroup_mma(r2_hi, values2, y)
+                        y = warpgroup_mma(r2_hi, v2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM]), y)
                     mbarrier.arrive(empty.index(s))
                     tma.store_wait(1)  # the previous row's Y store has read its buffer (this row's aL may not)
                     y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
@@ -276,10 +279,11 @@ if HAS_GLUON:
         rank3: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=3)
         rank4: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4)
         SECOND: gl.constexpr = BLOCK_I2 if BLOCK_I2 > 0 else 16  # allocated, not used, without a second block
+        VALUE_STAGES: gl.constexpr = STAGES if FINAL else 1  # earlier iterations never load values or store Y
         k_bufs = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_I, HEAD_DIM], rank4)
-        v_bufs = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, BLOCK_I, HEAD_DIM], rank4)
+        v_bufs = gl.allocate_shared_memory(dtype, [VALUE_STAGES, 1, 1, BLOCK_I, HEAD_DIM], rank4)
         k2_bufs = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, SECOND, HEAD_DIM], rank4)
-        v2_bufs = gl.allocate_shared_memory(dtype, [STAGES, 1, 1, SECOND, HEAD_DIM], rank4)
+        v2_bufs = gl.allocate_shared_memory(dtype, [VALUE_STAGES, 1, 1, SECOND, HEAD_DIM], rank4)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         for s in gl.static_range(STAGES):
@@ -289,8 +293,9 @@ if HAS_GLUON:
         q_second = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
         al_first = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
         al_second = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
-        y_first = gl.allocate_shared_memory(y_desc.dtype, [1, 64, HEAD_DIM], rank3)
-        y_second = gl.allocate_shared_memory(y_desc.dtype, [1, 64, HEAD_DIM], rank3)
+        Y_ROWS: gl.constexpr = 64 if FINAL else 8
+        y_first = gl.allocate_shared_memory(y_desc.dtype, [1, Y_ROWS, HEAD_DIM], rank3)
+        y_second = gl.allocate_shared_memory(y_desc.dtype, [1, Y_ROWS, HEAD_DIM], rank3)
         gl.warp_specialize(
             [
                 (_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_first,
@@ -304,7 +309,7 @@ if HAS_GLUON:
                                     STAGES, FIRST, FINAL)),
                 (_producer, (k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
                              batch, head, k * b2, n_first, count, skip_lo, skipped, tile_tokens,
-                             BLOCK_I, BLOCK_I2, HEAD_DIM, STAGES, 2)),
+                             BLOCK_I, BLOCK_I2, HEAD_DIM, STAGES, 2, FINAL)),
             ],
             [4, 1],
             [232, 40],
@@ -327,11 +332,13 @@ def _scratch_descriptor(x: Tensor) -> TensorDescriptor:
 
 
 
-def stages_that_fit(first: int, second: int, head_dim: int, wanted: int) -> int:
+def stages_that_fit(first: int, second: int, head_dim: int, wanted: int, final: bool = True) -> int:
     """The deepest TMA ring up to ``wanted`` that fits beside the queries and the aL/Y staging buffers
-    (16-bit: 100 columns as 64 + 64 take 2 stages, 80 as 64 + 16 take 3)."""
-    per_stage = 2 * (first + max(second, 16)) * head_dim * 2
-    fixed = 6 * PAIRS_PER_CONSUMER * head_dim * 2  # two consumers' queries, aL and Y
+    (16-bit: 100 columns as 64 + 64 take 2 stages, 80 as 64 + 16 take 3; earlier iterations hold no values
+    and no Y, so twice as many)."""
+    operands = 2 if final else 1
+    per_stage = operands * (first + max(second, 16)) * head_dim * 2
+    fixed = (2 + 2 * operands) * PAIRS_PER_CONSUMER * head_dim * 2  # two consumers' queries, aL (and Y)
     return max(1, min(wanted, (SHARED_MEMORY_BYTES - fixed) // per_stage))
 
 
@@ -351,9 +358,10 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
     )  # fmt: skip
     blocks = dict(
         HEAD_DIM=head_dim, BLOCK_I=first, BLOCK_I2=second, TILES=config["TILES"],
-        STAGES=stages_that_fit(first, second, head_dim, config["STAGES"]),
+        STAGES=stages_that_fit(first, second, head_dim, config["STAGES"] * (1 if final else 2), final),
         HAS_LOCAL=exact_local >= 0, FIRST=first_iteration, FINAL=final, num_warps=4,
     )  # fmt: skip
+    # (earlier iterations' stages hold keys alone: twice as many of them keep as many bytes in flight)
     second_rows = max(second, 16)  # a descriptor is passed (and not read) without a second block
 
     def launch(q: Tensor, k: Tensor, v: Tensor, aR: Tensor, aL: Tensor, Y: Tensor, cL: Tensor) -> None:
