@@ -89,9 +89,23 @@ if HAS_GLUON:
         return gl.where(slot < evicted, 3, 1)
 
     @gluon.jit
-    def _load_query(Q, q_smem, column, stride_qb, stride_qh, stride_qn, heads, query_tile_first, query_tiles, b1, b2,
-                    BLOCK_L: gl.constexpr, HEAD_DIM: gl.constexpr):  # fmt: skip
-        """The column's queries (rows l of its tile, zero past b1) into shared memory, in aL's dtype."""
+    def _pass2_block(i, resident, blocks):
+        """Pass 2's step ``i``: the resident blocks from the last one, then the evicted ones."""
+        return gl.where(i < resident, blocks - 1 - i, i - resident)
+
+    @gluon.jit
+    def _column_cl(CL, cl_base, block, nk, BLOCK_C: gl.constexpr):
+        """cL of the summary keys of ``block`` (0 past the column's ``nk``), one register per thread; issued a
+        block early so that its DRAM latency hides under the products (waiting on it was 25 % of the refine's
+        stall samples), and moved to the products' layout when used."""
+        compact: gl.constexpr = gl.BlockedLayout([1], [32], [4], [0])
+        c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=compact)
+        return gl.load(CL + cl_base + c, mask=(c < nk) & (block >= 0), other=0.0)
+
+    @gluon.jit
+    def _query_rows(Q, column, columns, stride_qb, stride_qh, stride_qn, heads, query_tile_first, query_tiles, b1,
+                    b2, BLOCK_L: gl.constexpr, HEAD_DIM: gl.constexpr):  # fmt: skip
+        """The column's queries (rows l of its tile, zero past b1; all zero past the last column) in registers."""
         rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
         rows = gl.arange(0, BLOCK_L, layout=gl.SliceLayout(1, rows_layout))
         d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, rows_layout))
@@ -100,8 +114,15 @@ if HAS_GLUON:
         j = column % b2
         token = (query_tile_first + m) * b1 * b2 + rows * b2 + j
         q_base = Q + (g // heads).to(gl.int64) * stride_qb + (g % heads).to(gl.int64) * stride_qh
-        q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :], mask=(rows < b1)[:, None],
-                    other=0.0)  # fmt: skip
+        return gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :],
+                       mask=(rows < b1)[:, None] & (column < columns), other=0.0)  # fmt: skip
+
+    @gluon.jit
+    def _load_query(Q, q_smem, column, stride_qb, stride_qh, stride_qn, heads, query_tile_first, query_tiles, b1, b2,
+                    BLOCK_L: gl.constexpr, HEAD_DIM: gl.constexpr):  # fmt: skip
+        """The column's queries (rows l of its tile, zero past b1) into shared memory, in aL's dtype."""
+        q = _query_rows(Q, column, column + 1, stride_qb, stride_qh, stride_qn, heads, query_tile_first, query_tiles,
+                        b1, b2, BLOCK_L, HEAD_DIM)  # fmt: skip
         q_smem.store(q.to(q_smem.dtype))
         fence_async_shared()
 
@@ -135,6 +156,10 @@ if HAS_GLUON:
         evicted = gl.maximum(blocks - BUFFERS, 0)  # blocks [0, evicted) lose their slot to the last ones
         resident = blocks - evicted
         columns = groups * query_tiles * b2
+        pass1_layout: gl.constexpr = gl.SliceLayout(0, mma_r)
+        first_column = gl.program_id(0)
+        cl_next = _column_cl(CL, first_column.to(gl.int64) * nk, gl.where(first_column < columns, PART, -1), nk,
+                             BLOCK_C)  # fmt: skip
         t = 0  # columns of this CTA done
         for column in range(gl.program_id(0), columns, gl.num_programs(0)):
             m = column % (query_tiles * b2) // b2
@@ -156,6 +181,8 @@ if HAS_GLUON:
 
             # pass 1: blocks [0, evicted) give their slot to blocks BUFFERS.. once read
             for block in range(PART, blocks, PARTS):
+                cl = gl.convert_layout(cl_next, pass1_layout)
+                cl_next = _column_cl(CL, cl_base, block + PARTS, nk, BLOCK_C)
                 first_load = block < BUFFERS
                 slot = gl.where(first_load, block, block - BUFFERS)
                 phase = gl.where(first_load, t * _slot_loads(slot, evicted), t * 3 + 1) & 1
@@ -163,8 +190,7 @@ if HAS_GLUON:
                 al = bufs.index(slot).reshape([BLOCK_C, HEAD_DIM])
                 s = warpgroup_mma(q_smem, al.permute((1, 0)), gl.zeros([BLOCK_L, BLOCK_C], gl.float32, mma_r),
                                   use_acc=False)  # fmt: skip
-                c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=gl.SliceLayout(0, mma_r))
-                cl = gl.load(CL + cl_base + c, mask=c < nk, other=0.0)
+                c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=pass1_layout)
                 keep = (c < nk) & ((c < lo) | (c >= hi))
                 s = gl.where(keep[None, :], s * qk_scale - cl[None, :], float("-inf"))
                 m_new = gl.maximum(m_l, gl.max(s, axis=1))
@@ -173,6 +199,10 @@ if HAS_GLUON:
                 if block < evicted:  # done with it: its slot takes block BUFFERS + block
                     _issue_load(al_desc, bufs, loaded, slot, column, BUFFERS + block, BLOCK_C, HEAD_DIM)
 
+            cl_next2 = _column_cl(CL, cl_base, _pass2_block(PART, resident, blocks), nk, BLOCK_C)
+            if PART == 0:  # the next column's queries, in registers until every part is done with these
+                q_next = _query_rows(Q, next_column, columns, stride_qb, stride_qh, stride_qn, heads, query_tile_first,
+                                     query_tiles, b1, b2, BLOCK_L, HEAD_DIM)  # fmt: skip
             # the parts meet: each leaves its (max, sum) in shared memory and reads the others'
             stats[2 * PART].store(m_l)
             stats[2 * PART + 1].store(sum_l)
@@ -198,6 +228,10 @@ if HAS_GLUON:
             pending_column = column
             pending_block = 0
             for i in range(PART, blocks, PARTS):
+                cl = gl.convert_layout(cl_next2, c_layout)
+                after = i + PARTS
+                cl_next2 = _column_cl(CL, cl_base, gl.where(after < blocks, _pass2_block(after, resident, blocks), -1),
+                                      nk, BLOCK_C)  # fmt: skip
                 if i < resident:
                     block = blocks - 1 - i
                     first_load = block < BUFFERS
@@ -211,8 +245,6 @@ if HAS_GLUON:
                 al = bufs.index(slot).reshape([BLOCK_C, HEAD_DIM])
                 s = warpgroup_mma(al, q_smem.permute((1, 0)), gl.zeros([BLOCK_C, BLOCK_L], gl.float32, mma_s),
                                   use_acc=False)  # fmt: skip
-                c = block * BLOCK_C + gl.arange(0, BLOCK_C, layout=c_layout)
-                cl = gl.load(CL + cl_base + c, mask=c < nk, other=0.0)
                 log_w = s * qk_scale - cl[:, None] - lse[None, :]
                 w = gl.exp2(log_w - gl.max(log_w, axis=1)[:, None])
                 w = w / gl.sum(w, axis=1)[:, None]
@@ -236,13 +268,15 @@ if HAS_GLUON:
             if pending_slot >= 0:
                 _issue_load(al_desc, bufs, loaded, pending_slot, pending_column, pending_block, BLOCK_C, HEAD_DIM)
 
-            # the next column's queries replace these once every part is done with them
+            # the next column's first cL; its queries replace these once every part is done with them
+            cl_next = _column_cl(CL, next_column.to(gl.int64) * nk, gl.where(next_column < columns, PART, -1), nk,
+                                 BLOCK_C)  # fmt: skip
             mbarrier.arrive(column_done)
             if PART == 0:
                 mbarrier.wait(column_done, t & 1)
                 if next_column < columns:
-                    _load_query(Q, q_smem, next_column, stride_qb, stride_qh, stride_qn, heads, query_tile_first,
-                                query_tiles, b1, b2, BLOCK_L, HEAD_DIM)  # fmt: skip
+                    q_smem.store(q_next.to(q_smem.dtype))
+                    fence_async_shared()
                 gl.thread_barrier()
                 mbarrier.arrive(q_ready)
             else:

@@ -132,8 +132,9 @@ programs skip key tiles whose pairs are all attended exactly; 5: every program s
 tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates; 8: the Gluon kernel's candidates;
 9: Gluon: aL's store overlaps Y's product, idle warpgroups skip the products, later iterations' aR in the input dtype; 10: Gluon CTAs of 11 and 21 key tiles)."""
 
-REFINE_REVISION = 3
-"""Part of refine's tune key, so stored choices meet new candidates (2: ``REVERSE``; 3: the Gluon refine)."""
+REFINE_REVISION = 4
+"""Part of refine's tune key, so stored choices meet new candidates (2: ``REVERSE``; 3: the Gluon refine; 4: its
+cL and next queries loaded a step early, which may now win where the Triton refine did)."""
 
 
 def _two_column_blocks(b2: int) -> tuple[int, int] | None:
