@@ -41,12 +41,18 @@ from .gluon_hopper import (
 PAIRS_PER_CONSUMER = 64
 """wgmma's M: one warpgroup's block of (query tile, column) pairs."""
 
-CANDIDATES = [{"impl": "gluon", "TILES": tiles, "STAGES": 3} for tiles in (7, 4, 11, 21)]
+CANDIDATES = [{"impl": "gluon", "TILES": tiles, "STAGES": 3} for tiles in (7, 4, 11, 21)] + [
+    {"impl": "gluon", "TILES": tiles, "STAGES": 3, "FP16_KEYS": True} for tiles in (7, 11, 21)
+]
 """Key tiles per CTA and TMA ring depth. H100, 480p / 720p / Self-Forcing chunk: 7 tiles took 1.93 /
 15.6 / 0.342 ms, 4 tiles 2.03 / 17.5 / 0.387 ms, the tuned Triton stage 1 2.39 / 23.3 / 0.396 ms
 (bench/gluon_stage1_probe.py); 3 stages use ~200 KB of shared memory at 80 columns: one CTA per SM.
 11 and 21 tiles: the tuner takes them for the aL-only first stage 1 of iterations 2 (half the stores per key
-row, so a CTA's start and drain weigh more), and 7 tiles elsewhere."""
+row, so a CTA's start and drain weigh more), and 7 tiles elsewhere. ``FP16_KEYS`` (bfloat16 inputs):
+the producer warp turns each stage's keys into float16 in shared memory, so aL takes R as one float16 term
+(11 bits, as precise as the two bfloat16 terms) in one product instead of two; the queries meet the keys as
+float16 (a query or key beyond float16's range, 65504, would overflow; aL's float16 scratch already needs the
+keys within it)."""
 
 
 def column_blocks(b2: int) -> tuple[int, int]:
@@ -93,28 +99,55 @@ if HAS_GLUON:
         return skip_lo, skipped, count
 
     @gluon.jit
-    def _producer(k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
+    def _keys_to_fp16(bufs, s, ROWS: gl.constexpr, HEAD_DIM: gl.constexpr):
+        """A ring stage's ``ROWS`` keys, bfloat16 -> float16 in place, 8 rows at a time (one warp: each thread
+        writes back exactly what it read, so no other thread's read is overtaken)."""
+        rows8: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [1, 1], [1, 0])
+        rank4: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4)
+        tile = bufs.index(s).reshape([ROWS, HEAD_DIM])
+        out = bufs.index(s)._reinterpret(gl.float16, [1, 1, ROWS, HEAD_DIM], rank4).reshape([ROWS, HEAD_DIM])
+        for r in gl.static_range(0, ROWS, 8):
+            out.slice(r, 8).store(tile.slice(r, 8).load(rows8).to(gl.float16))
+
+    @gluon.jit
+    def _producer(k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, raw,
                   batch, head, key_row0, n_first, count, skip_lo, skipped, tile_tokens,
                   BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-                  ELEMENT_BYTES: gl.constexpr, FINAL: gl.constexpr):  # fmt: skip
+                  ELEMENT_BYTES: gl.constexpr, FINAL: gl.constexpr, FP16_KEYS: gl.constexpr):  # fmt: skip
+        """TMA loads of each key row into the ring. With ``FP16_KEYS`` the loads land on ``raw``; the warp turns
+        the keys of the stage loaded one step earlier into float16 and only then marks it ``ready``."""
         # only the final iteration computes Y: earlier ones load the keys alone (half the ring's bytes)
         OPERANDS: gl.constexpr = 2 if FINAL else 1
-        for i in range(count):
-            s = i % STAGES
-            mbarrier.wait(empty.index(s), ((i // STAGES) & 1) ^ 1)  # a fresh ring starts empty
-            t = n_first + i
-            n = gl.where(t >= skip_lo, t + skipped, t)
-            row = n * tile_tokens + key_row0
-            mbarrier.expect(ready.index(s), OPERANDS * (BLOCK_I + BLOCK_I2) * HEAD_DIM * ELEMENT_BYTES)
-            tma.async_copy_global_to_shared(k_desc, [batch, head, row, 0], ready.index(s), k_bufs.index(s))
-            if FINAL:
-                tma.async_copy_global_to_shared(v_desc, [batch, head, row, 0], ready.index(s), v_bufs.index(s))
-            if BLOCK_I2 > 0:
-                second = row + BLOCK_I
-                tma.async_copy_global_to_shared(k2_desc, [batch, head, second, 0], ready.index(s), k2_bufs.index(s))
+        landing = raw if FP16_KEYS else ready
+        for i in range(count + (1 if FP16_KEYS else 0)):
+            if i < count:
+                s = i % STAGES
+                mbarrier.wait(empty.index(s), ((i // STAGES) & 1) ^ 1)  # a fresh ring starts empty
+                t = n_first + i
+                n = gl.where(t >= skip_lo, t + skipped, t)
+                row = n * tile_tokens + key_row0
+                mbarrier.expect(landing.index(s), OPERANDS * (BLOCK_I + BLOCK_I2) * HEAD_DIM * ELEMENT_BYTES)
+                tma.async_copy_global_to_shared(k_desc, [batch, head, row, 0], landing.index(s), k_bufs.index(s))
                 if FINAL:
-                    tma.async_copy_global_to_shared(v2_desc, [batch, head, second, 0], ready.index(s),
-                                                    v2_bufs.index(s))  # fmt: skip
+                    tma.async_copy_global_to_shared(v_desc, [batch, head, row, 0], landing.index(s), v_bufs.index(s))
+                if BLOCK_I2 > 0:
+                    second = row + BLOCK_I
+                    tma.async_copy_global_to_shared(k2_desc, [batch, head, second, 0], landing.index(s),
+                                                    k2_bufs.index(s))  # fmt: skip
+                    if FINAL:
+                        tma.async_copy_global_to_shared(v2_desc, [batch, head, second, 0], landing.index(s),
+                                                        v2_bufs.index(s))  # fmt: skip
+            if FP16_KEYS:
+                if i > 0:  # the previous stage: its loads were issued a step ago, this one's are in flight
+                    j = i - 1
+                    sj = j % STAGES
+                    mbarrier.wait(raw.index(sj), (j // STAGES) & 1)
+                    _keys_to_fp16(k_bufs, sj, BLOCK_I, HEAD_DIM)
+                    if BLOCK_I2 > 0:
+                        _keys_to_fp16(k2_bufs, sj, BLOCK_I2, HEAD_DIM)
+                    fence_async_shared()  # the products read these keys through the async proxy
+                    gl.thread_barrier()
+                    mbarrier.arrive(ready.index(sj))
 
     @gluon.jit
     def _hi_lo(x, dtype: gl.constexpr):
@@ -143,7 +176,7 @@ if HAS_GLUON:
                   al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
                   stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
                   HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, STAGES: gl.constexpr,
-                  FIRST: gl.constexpr, FINAL: gl.constexpr):  # fmt: skip
+                  FIRST: gl.constexpr, FINAL: gl.constexpr, FP16_KEYS: gl.constexpr):  # fmt: skip
         if pair0 >= pairs_total:  # no pair of this warpgroup exists (a launch's last CTA): keep the ring turning
             for i in range(count):
                 mbarrier.wait(ready.index(i % STAGES), (i // STAGES) & 1)
@@ -151,6 +184,9 @@ if HAS_GLUON:
         else:
             BLOCK_P: gl.constexpr = 64
             dtype: gl.constexpr = Q.dtype.element_ty
+            # with FP16_KEYS the queries and keys meet as float16, and aL takes R as one float16 term
+            key_dtype: gl.constexpr = gl.float16 if FP16_KEYS else dtype
+            rank4: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4)
             rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
             mma_s: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                             instr_shape=[16, BLOCK_I, 16])  # fmt: skip
@@ -169,7 +205,7 @@ if HAS_GLUON:
                 token = (query_tile_first + pairs // b2) * tile_tokens + k * b2 + pairs % b2
                 q_base = Q + batch.to(gl.int64) * stride_qb + head.to(gl.int64) * stride_qh
                 q = gl.load(q_base + token.to(gl.int64)[:, None] * stride_qn + d[None, :], mask=pairs_ok, other=0.0)
-                q_smem.store(q)
+                q_smem.store(q.to(key_dtype))
                 fence_async_shared()
             else:  # later iterations: aR of (pair, key tile n, row k) in the input dtype, refine's layout
                 gl.static_assert(AR.dtype.element_ty == dtype, "aR must come in the input dtype")
@@ -189,16 +225,17 @@ if HAS_GLUON:
                 t = n_first + i
                 n = gl.where(t >= skip_lo, t + skipped, t)
                 if not FIRST:
-                    q_smem.store(ar_next)
+                    q_smem.store(ar_next.to(key_dtype))
                     n1 = gl.where(t + 1 >= skip_lo, t + 1 + skipped, t + 1)
                     ar_next = _scratch_rows(AR, ar_pair + (n1 * b1 + k) * b2, d, pairs_ok & (i + 1 < count))
                     fence_async_shared()
                 mbarrier.wait(ready.index(s), (i // STAGES) & 1)
-                keys = k_bufs.index(s).reshape([BLOCK_I, HEAD_DIM])
+                keys = k_bufs.index(s)._reinterpret(key_dtype, [1, 1, BLOCK_I, HEAD_DIM], rank4).reshape([BLOCK_I, HEAD_DIM])
                 z = _logits(q_smem, keys, 0, b2, qk_scale, BLOCK_P, BLOCK_I)
                 m_i = gl.max(z, axis=1)
                 if BLOCK_I2 > 0:  # 80 columns as 64 + 16: both blocks meet in one softmax
-                    keys2 = k2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM])
+                    keys2 = k2_bufs.index(s)._reinterpret(key_dtype, [1, 1, BLOCK_I2, HEAD_DIM], rank4).reshape(
+                        [BLOCK_I2, HEAD_DIM])  # fmt: skip
                     z2 = _logits(q_smem, keys2, BLOCK_I, b2, qk_scale, BLOCK_P, BLOCK_I2)
                     m_i = gl.maximum(m_i, gl.convert_layout(gl.max(z2, axis=1), row_stats))
                 p = gl.exp2(z - m_i[:, None])
@@ -208,15 +245,27 @@ if HAS_GLUON:
                     p2 = gl.exp2(z2 - gl.convert_layout(m_i, row_stats2)[:, None])
                     l_i += gl.convert_layout(gl.sum(p2, axis=1), row_stats)
                     pz_i += gl.convert_layout(gl.sum(p2 * z2, axis=1), row_stats)
-                r_hi, r_lo = _hi_lo(p / l_i[:, None], dtype)
-                r_hi = gl.convert_layout(r_hi, r_layout)
-                acc = warpgroup_mma(r_hi, keys, zero_o, use_acc=False)
-                acc = warpgroup_mma(gl.convert_layout(r_lo, r_layout), keys, acc)
+                r = p / l_i[:, None]
+                if FP16_KEYS:  # one float16 term of R (11 bits) against float16 keys
+                    acc = warpgroup_mma(gl.convert_layout(r.to(gl.float16), r_layout), keys, zero_o, use_acc=False)
+                    if FINAL:
+                        r_hi = gl.convert_layout(r.to(dtype), r_layout)  # Y's term, against the input's values
+                else:
+                    r_hi, r_lo = _hi_lo(r, dtype)
+                    r_hi = gl.convert_layout(r_hi, r_layout)
+                    acc = warpgroup_mma(r_hi, keys, zero_o, use_acc=False)
+                    acc = warpgroup_mma(gl.convert_layout(r_lo, r_layout), keys, acc)
                 if BLOCK_I2 > 0:
-                    r2_hi, r2_lo = _hi_lo(p2 / gl.convert_layout(l_i, row_stats2)[:, None], dtype)
-                    r2_hi = gl.convert_layout(r2_hi, r_layout)
-                    acc = warpgroup_mma(r2_hi, keys2, acc)
-                    acc = warpgroup_mma(gl.convert_layout(r2_lo, r_layout), keys2, acc)
+                    r2 = p2 / gl.convert_layout(l_i, row_stats2)[:, None]
+                    if FP16_KEYS:
+                        acc = warpgroup_mma(gl.convert_layout(r2.to(gl.float16), r_layout), keys2, acc)
+                        if FINAL:
+                            r2_hi = gl.convert_layout(r2.to(dtype), r_layout)
+                    else:
+                        r2_hi, r2_lo = _hi_lo(r2, dtype)
+                        r2_hi = gl.convert_layout(r2_hi, r_layout)
+                        acc = warpgroup_mma(r2_hi, keys2, acc)
+                        acc = warpgroup_mma(gl.convert_layout(r2_lo, r_layout), keys2, acc)
                 if not FINAL:
                     mbarrier.arrive(empty.index(s))  # the products are complete: the stage may be refilled
                 # aL leaves while Y is computed, Y while the next key row is: each waits only for its own
@@ -244,12 +293,13 @@ if HAS_GLUON:
                          al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped,
                          stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens,
                          qk_scale, HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr,
-                         STAGES: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr):  # fmt: skip
+                         STAGES: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr,
+                         FP16_KEYS: gl.constexpr):  # fmt: skip
         """The worker partition's consumer: the next 64 pairs."""
         _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
                   al_smem, y_smem, g, batch, head, pair0 + 64, k, n_first, count, skip_lo, skipped, stride_qb,
                   stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
-                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL)  # fmt: skip
+                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, FP16_KEYS)  # fmt: skip
 
     @gluon.jit
     def gluon_stage1_kernel(
@@ -258,6 +308,7 @@ if HAS_GLUON:
         query_group_offset, exact_local, qk_scale,
         HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, TILES: gl.constexpr,
         STAGES: gl.constexpr, HAS_LOCAL: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr,
+        FP16_KEYS: gl.constexpr = False,
     ):  # fmt: skip
         """Grid: (cdiv(pairs, 128), cdiv(key_tiles, TILES) * b1, batch * heads)."""
         pid_p = gl.program_id(0)
@@ -286,11 +337,14 @@ if HAS_GLUON:
         v2_bufs = gl.allocate_shared_memory(dtype, [VALUE_STAGES, 1, 1, SECOND, HEAD_DIM], rank4)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        raw = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())  # FP16_KEYS: TMA lands
         for s in gl.static_range(STAGES):
             mbarrier.init(ready.index(s), count=1)
+            mbarrier.init(raw.index(s), count=1)
             mbarrier.init(empty.index(s), count=2)  # one arrival per consumer
-        q_first = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
-        q_second = gl.allocate_shared_memory(dtype, [64, HEAD_DIM], rank2)
+        key_dtype: gl.constexpr = gl.float16 if FP16_KEYS else dtype
+        q_first = gl.allocate_shared_memory(key_dtype, [64, HEAD_DIM], rank2)
+        q_second = gl.allocate_shared_memory(key_dtype, [64, HEAD_DIM], rank2)
         al_first = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
         al_second = gl.allocate_shared_memory(al_desc.dtype, [1, 64, HEAD_DIM], rank3)
         Y_ROWS: gl.constexpr = 64 if FINAL else 8
@@ -301,18 +355,18 @@ if HAS_GLUON:
                 (_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_first,
                              al_first, y_first, g, batch, head, pair0, k, n_first, count, skip_lo,
                              skipped, stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk,
-                             tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL)),
+                             tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, FP16_KEYS)),
                 (_second_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
                                     q_second, al_second, y_second, g, batch, head, pair0, k, n_first,
                                     count, skip_lo, skipped, stride_qb, stride_qh, stride_qn, query_tile_first,
                                     pairs_total, b1, b2, nk, tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2,
-                                    STAGES, FIRST, FINAL)),
-                (_producer, (k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
+                                    STAGES, FIRST, FINAL, FP16_KEYS)),
+                (_producer, (k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, raw,
                              batch, head, k * b2, n_first, count, skip_lo, skipped, tile_tokens,
-                             BLOCK_I, BLOCK_I2, HEAD_DIM, STAGES, 2, FINAL)),
+                             BLOCK_I, BLOCK_I2, HEAD_DIM, STAGES, 2, FINAL, FP16_KEYS)),
             ],
             [4, 1],
-            [232, 40],
+            [232, 56 if FP16_KEYS else 40],  # the producer converting keys holds 16 of them per thread
         )  # fmt: skip
 
 
@@ -361,6 +415,8 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
         STAGES=stages_that_fit(first, second, head_dim, config["STAGES"] * (1 if final else 2), final),
         HAS_LOCAL=exact_local >= 0, FIRST=first_iteration, FINAL=final, num_warps=4,
     )  # fmt: skip
+    if config.get("FP16_KEYS") and q.dtype == torch.bfloat16:  # float16 inputs need no conversion
+        blocks["FP16_KEYS"] = True
     # (earlier iterations' stages hold keys alone: twice as many of them keep as many bytes in flight)
     second_rows = max(second, 16)  # a descriptor is passed (and not read) without a second block
 
