@@ -415,7 +415,9 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
         STAGES=stages_that_fit(first, second, head_dim, config["STAGES"] * (1 if final else 2), final),
         HAS_LOCAL=exact_local >= 0, FIRST=first_iteration, FINAL=final, num_warps=4,
     )  # fmt: skip
-    if config.get("FP16_KEYS") and q.dtype == torch.bfloat16:  # float16 inputs need no conversion
+    # float16 inputs need no conversion; the producer converts a stage one step after loading it, so the ring
+    # must hold two (every ring that fits holds at least two: stages_that_fit)
+    if config.get("FP16_KEYS") and q.dtype == torch.bfloat16 and blocks["STAGES"] >= 2:
         blocks["FP16_KEYS"] = True
     # (earlier iterations' stages hold keys alone: twice as many of them keep as many bytes in flight)
     second_rows = max(second, 16)  # a descriptor is passed (and not read) without a second block
