@@ -47,8 +47,12 @@ def hi_lo(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return hi + rounded(x - hi, dtype)
 
 
+def exact_r(r: torch.Tensor) -> torch.Tensor:
+    return r
+
+
 VARIANTS = {
-    "scratch only": (None, lambda r: r, lambda r: r),
+    "scratch only": (None, exact_r, exact_r),
     "hi + lo bf16": (None, lambda r: hi_lo(r, torch.bfloat16), lambda r: rounded(r, torch.bfloat16)),
     "FP16_KEYS": (torch.float16, lambda r: rounded(r, torch.float16), lambda r: rounded(r, torch.bfloat16)),
     "one bf16 term": (None, lambda r: rounded(r, torch.bfloat16), lambda r: rounded(r, torch.bfloat16)),
@@ -57,14 +61,15 @@ VARIANTS = {
 product takes it; R as Y's product takes it)."""
 
 
-def output(Qu, K, V, scale, key_dtype, r_for_al, r_for_y) -> torch.Tensor:
-    """One-iteration Monarch with stage 1's operands rounded and aL / Y stored as float16. ``Qu``: the
-    unscaled queries (the kernels scale the logits after the product)."""
+def output(Qu, K, V, scale, key_dtype, r_for_al, r_for_y, scratch_dtype=torch.float16) -> torch.Tensor:
+    """One-iteration Monarch with stage 1's operands rounded and aL / Y stored as ``scratch_dtype`` (None:
+    exact). ``Qu``: the unscaled queries (the kernels scale the logits after the product)."""
     q1, k1 = (Qu, K) if key_dtype is None else (rounded(Qu, key_dtype), rounded(K, key_dtype))
     log_r = ref.log_R(ref.aR_mean_first(q1 * scale), k1)
     R = log_r.exp()
-    al = rounded(ref.aL(r_for_al(R), k1), torch.float16)
-    y = rounded(ref.Y(r_for_y(R), V), torch.float16)
+    al, y = ref.aL(r_for_al(R), k1), ref.Y(r_for_y(R), V)
+    if scratch_dtype is not None:
+        al, y = rounded(al, scratch_dtype), rounded(y, scratch_dtype)
     logits = ref.L_logits(al, ref.cL(R, log_r), Qu * scale)
     log_l = logits - torch.logsumexp(logits, dim=(2, 4), keepdim=True)
     return ref.Z(log_l, y)
@@ -88,11 +93,7 @@ def main() -> None:
         # the bfloat16 inputs are what every variant sees; the reference takes them exactly (the kernels scale
         # the logits in float32, so the scale is applied here in float64, not to the bfloat16 queries)
         Qu, K, V = (ref.to_tiles(x.reshape(-1, tokens, d).to(torch.float64), layout) for x in (q, k, v))
-        Q = Qu * d**-0.5
-        log_r = ref.log_R(ref.aR_mean_first(Q), K)
-        R = log_r.exp()
-        logits = ref.L_logits(ref.aL(R, K), ref.cL(R, log_r), Q)
-        exact = ref.Z(logits - torch.logsumexp(logits, dim=(2, 4), keepdim=True), ref.Y(R, V))
+        exact = output(Qu, K, V, d**-0.5, None, exact_r, exact_r, scratch_dtype=None)
         for name, (key_dtype, r_for_al, r_for_y) in VARIANTS.items():
             error = float((output(Qu, K, V, d**-0.5, key_dtype, r_for_al, r_for_y) - exact).norm() / exact.norm())
             results[name].append(error)
