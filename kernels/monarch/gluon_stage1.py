@@ -411,6 +411,7 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
         q.stride(0), q.stride(1), q.stride(2), heads, query_tile_first, pairs, layout.key_tiles, layout.b1, layout.b2,
         layout.query_group_offset, max(exact_local, 0), qk_scale,
     )  # fmt: skip
+    # earlier iterations' stages hold keys alone: twice as many of them keep as many bytes in flight
     blocks = dict(
         HEAD_DIM=head_dim, BLOCK_I=first, BLOCK_I2=second, TILES=config["TILES"],
         STAGES=stages_that_fit(first, second, head_dim, config["STAGES"] * (1 if final else 2), final),
@@ -420,7 +421,6 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
     # must hold two (every ring that fits holds at least two: stages_that_fit)
     if config.get("FP16_KEYS") and q.dtype == torch.bfloat16 and blocks["STAGES"] >= 2:
         blocks["FP16_KEYS"] = True
-    # (earlier iterations' stages hold keys alone: twice as many of them keep as many bytes in flight)
     second_rows = max(second, 16)  # a descriptor is passed (and not read) without a second block
 
     def launch(q: Tensor, k: Tensor, v: Tensor, aR: Tensor, aL: Tensor, Y: Tensor, cL: Tensor) -> None:
