@@ -13,7 +13,7 @@ runs three products and stores through its own registers. Here one CTA holds thr
 * two consumer warpgroups of 64 (query tile, column) pairs each, which share every loaded key row:
   logits, softmax, aL = R K with R as hi + lo terms of the input dtype (the keys never pass through
   registers), Y = R V with R in one term, and aL / Y leave through shared memory as TMA stores,
-  overlapped with the next key row.
+  overlapped with the next key row (or, ``PLAIN_STORES``, as the threads' own stores).
 
 Key tiles attended exactly by every pair of a CTA (``exact_local``) are stepped over, as in
 ``triton_stage1``; the other local ones are computed and never read by stage 2.
@@ -41,9 +41,11 @@ from .gluon_hopper import (
 PAIRS_PER_CONSUMER = 64
 """wgmma's M: one warpgroup's block of (query tile, column) pairs."""
 
-CANDIDATES = [{"impl": "gluon", "TILES": tiles, "STAGES": 3} for tiles in (7, 4, 11, 21)] + [
-    {"impl": "gluon", "TILES": tiles, "STAGES": 3, "FP16_KEYS": True} for tiles in (7, 11, 21)
-]
+CANDIDATES = (
+    [{"impl": "gluon", "TILES": tiles, "STAGES": 3} for tiles in (7, 4, 11, 21)]
+    + [{"impl": "gluon", "TILES": tiles, "STAGES": 3, "FP16_KEYS": True} for tiles in (7, 11, 21)]
+    + [{"impl": "gluon", "TILES": 21, "STAGES": 3, "FP16_KEYS": True, "PLAIN_STORES": True}]
+)
 """Key tiles per CTA and TMA ring depth. H100, 480p / 720p / Self-Forcing chunk: 7 tiles took 1.93 /
 15.6 / 0.342 ms, 4 tiles 2.03 / 17.5 / 0.387 ms, the tuned Triton stage 1 2.39 / 23.3 / 0.396 ms
 (bench/gluon_stage1_probe.py); 3 stages use ~200 KB of shared memory at 80 columns: one CTA per SM.
@@ -53,7 +55,10 @@ the producer warp turns each stage's keys into float16 in shared memory, so aL t
 (11 bits against the two bfloat16 terms' 16: 7.8-8.3e-4 relative L2 of the output instead of 6.6-6.9e-4,
 bench/stage1_numerics.py) in one product instead of two; the queries meet the keys as
 float16 (a query or key beyond float16's range, 65504, would overflow; aL's float16 scratch already needs the
-keys within it)."""
+keys within it). ``PLAIN_STORES``: aL and Y leave the staging buffer as 16-byte stores of the consumer's threads
+instead of TMA stores; the bytes are the same. Alone, in one process (bench/stage1_tail_probe.py on branch
+``stage1-split-plain-stores``), 480p's stage 1 took 1.742 instead of 1.802 ms, 720p's 3.695 instead of 3.445
+and the Self-Forcing chunk's 0.351 instead of 0.337: the tuner decides per shape."""
 
 
 def column_blocks(b2: int) -> tuple[int, int]:
@@ -168,16 +173,34 @@ if HAS_GLUON:
         return z * qk_scale + gl.where(cols < b2, 0.0, PADDING_LOGIT)[None, :]
 
     @gluon.jit
+    def _store_rows(base, x, staging, row_base, row_stride, rows_left, HEAD_DIM: gl.constexpr):
+        """A consumer's 64 x ``HEAD_DIM`` block into aL or Y scratch with plain 16-byte stores (row r at
+        ``row_base + r * row_stride``): through ``staging`` in shared memory, then 16 rows at a time, a warp
+        writing whole rows (the whole block at once in registers spilled at 80 columns)."""
+        THREADS_D: gl.constexpr = HEAD_DIM // 8
+        rows_layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // THREADS_D, THREADS_D], [4, 1], [1, 0])
+        rows = gl.arange(0, 16, layout=gl.SliceLayout(1, rows_layout))
+        d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, rows_layout))
+        block = staging.reshape([64, HEAD_DIM])
+        block.store(x)
+        gl.thread_barrier()
+        for r in gl.static_range(0, 64, 16):
+            offsets = row_base + (r + rows).to(gl.int64)[:, None] * row_stride + d[None, :]
+            gl.store(base + offsets, block.slice(r, 16).load(rows_layout), mask=(r + rows < rows_left)[:, None])
+        gl.thread_barrier()  # every row read: the next block may overwrite the staging buffer
+
+    @gluon.jit
     def _scratch_rows(base, rows, d, mask):
         """Rows ``rows`` (D wide) of an aR-layout scratch, zero where not ``mask``."""
         return gl.load(base + rows[:, None] * d.shape[0] + d[None, :], mask=mask, other=0.0)
 
     @gluon.jit
-    def _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
+    def _consumer(Q, AR, CL, AL, YS, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
                   al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped, stride_qb, stride_qh,
                   stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
                   HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, STAGES: gl.constexpr,
-                  FIRST: gl.constexpr, FINAL: gl.constexpr, FP16_KEYS: gl.constexpr):  # fmt: skip
+                  FIRST: gl.constexpr, FINAL: gl.constexpr, FP16_KEYS: gl.constexpr,
+                  PLAIN_STORES: gl.constexpr):  # fmt: skip
         if pair0 >= pairs_total:  # no pair of this warpgroup exists (a launch's last CTA): keep the ring turning
             for i in range(count):
                 mbarrier.wait(ready.index(i % STAGES), (i // STAGES) & 1)
@@ -221,6 +244,10 @@ if HAS_GLUON:
             else:  # pair-major for the refine, which reads one column's cL at a time
                 cl_rows = (g.to(gl.int64) * pairs_total + out_pairs) * nk + k
             zero_o = gl.zeros([BLOCK_P, HEAD_DIM], gl.float32, mma_o)
+            # plain stores: aL / Y of pair0 at key row 0, a pair's key rows apart, pairs of this warpgroup
+            row_base = (g.to(gl.int64) * pairs_total + pair0) * nk * HEAD_DIM
+            row_stride = nk * HEAD_DIM
+            rows_left = pairs_total - pair0
             for i in range(count):
                 s = i % STAGES
                 t = n_first + i
@@ -272,44 +299,50 @@ if HAS_GLUON:
                 # aL leaves while Y is computed, Y while the next key row is: each waits only for its own
                 # staging buffer (TMA store groups complete in order: aL of row i, then Y of row i)
                 column = (n * b1 + k) * HEAD_DIM
-                tma.store_wait(1 if FINAL else 0)  # the previous row's aL store has read its buffer
-                al_smem.reshape([BLOCK_P, HEAD_DIM]).store(acc.to(al_desc.dtype))
-                fence_async_shared()
-                tma.async_copy_shared_to_global(al_desc, [g, pair0, column], al_smem)
+                if PLAIN_STORES:
+                    _store_rows(AL, acc.to(al_desc.dtype), al_smem, row_base + column, row_stride, rows_left, HEAD_DIM)
+                else:
+                    tma.store_wait(1 if FINAL else 0)  # the previous row's aL store has read its buffer
+                    al_smem.reshape([BLOCK_P, HEAD_DIM]).store(acc.to(al_desc.dtype))
+                    fence_async_shared()
+                    tma.async_copy_shared_to_global(al_desc, [g, pair0, column], al_smem)
                 if FINAL:  # Y feeds the output linearly: one term of R is enough (relative L2 of Y 1.7e-3)
                     y = warpgroup_mma(r_hi, v_bufs.index(s).reshape([BLOCK_I, HEAD_DIM]), zero_o, use_acc=False)
                     if BLOCK_I2 > 0:
                         y = warpgroup_mma(r2_hi, v2_bufs.index(s).reshape([BLOCK_I2, HEAD_DIM]), y)
                     mbarrier.arrive(empty.index(s))
-                    tma.store_wait(1)  # the previous row's Y store has read its buffer (this row's aL may not)
-                    y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
-                    fence_async_shared()
-                    tma.async_copy_shared_to_global(y_desc, [g, pair0, column], y_smem)
+                    if PLAIN_STORES:
+                        _store_rows(YS, y.to(y_desc.dtype), y_smem, row_base + column, row_stride, rows_left, HEAD_DIM)
+                    else:
+                        tma.store_wait(1)  # the previous row's Y store has read its buffer (this row's aL may not)
+                        y_smem.reshape([BLOCK_P, HEAD_DIM]).store(y.to(y_desc.dtype))
+                        fence_async_shared()
+                        tma.async_copy_shared_to_global(y_desc, [g, pair0, column], y_smem)
                 cl_row = cl_rows + (n * b1).to(gl.int64) * (pairs_total if FINAL else 1)
                 gl.store(CL + cl_row, pz_i / l_i - m_i - gl.log2(l_i), mask=out_pairs < pairs_total)
             tma.store_wait(0)
 
     @gluon.jit
-    def _second_consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
+    def _second_consumer(Q, AR, CL, AL, YS, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
                          al_smem, y_smem, g, batch, head, pair0, k, n_first, count, skip_lo, skipped,
                          stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens,
                          qk_scale, HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr,
                          STAGES: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr,
-                         FP16_KEYS: gl.constexpr):  # fmt: skip
+                         FP16_KEYS: gl.constexpr, PLAIN_STORES: gl.constexpr):  # fmt: skip
         """The worker partition's consumer: the next 64 pairs."""
-        _consumer(Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
+        _consumer(Q, AR, CL, AL, YS, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_smem,
                   al_smem, y_smem, g, batch, head, pair0 + 64, k, n_first, count, skip_lo, skipped, stride_qb,
                   stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk, tile_tokens, qk_scale,
-                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, FP16_KEYS)  # fmt: skip
+                  HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, FP16_KEYS, PLAIN_STORES)  # fmt: skip
 
     @gluon.jit
     def gluon_stage1_kernel(
-        Q, AR, CL, k_desc, v_desc, k2_desc, v2_desc, al_desc, y_desc,
+        Q, AR, CL, AL, YS, k_desc, v_desc, k2_desc, v2_desc, al_desc, y_desc,
         stride_qb, stride_qh, stride_qn, heads, query_tile_first, pairs_total, key_tiles, b1, b2,
         query_group_offset, exact_local, qk_scale,
         HEAD_DIM: gl.constexpr, BLOCK_I: gl.constexpr, BLOCK_I2: gl.constexpr, TILES: gl.constexpr,
         STAGES: gl.constexpr, HAS_LOCAL: gl.constexpr, FIRST: gl.constexpr, FINAL: gl.constexpr,
-        FP16_KEYS: gl.constexpr = False,
+        FP16_KEYS: gl.constexpr = False, PLAIN_STORES: gl.constexpr = False,
     ):  # fmt: skip
         """Grid: (cdiv(pairs, 128), cdiv(key_tiles, TILES) * b1, batch * heads)."""
         pid_p = gl.program_id(0)
@@ -353,15 +386,16 @@ if HAS_GLUON:
         y_second = gl.allocate_shared_memory(y_desc.dtype, [1, Y_ROWS, HEAD_DIM], rank3)
         gl.warp_specialize(
             [
-                (_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_first,
+                (_consumer, (Q, AR, CL, AL, YS, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, q_first,
                              al_first, y_first, g, batch, head, pair0, k, n_first, count, skip_lo,
                              skipped, stride_qb, stride_qh, stride_qn, query_tile_first, pairs_total, b1, b2, nk,
-                             tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, FP16_KEYS)),
-                (_second_consumer, (Q, AR, CL, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
+                             tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2, STAGES, FIRST, FINAL, FP16_KEYS,
+                             PLAIN_STORES)),
+                (_second_consumer, (Q, AR, CL, AL, YS, al_desc, y_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty,
                                     q_second, al_second, y_second, g, batch, head, pair0, k, n_first,
                                     count, skip_lo, skipped, stride_qb, stride_qh, stride_qn, query_tile_first,
                                     pairs_total, b1, b2, nk, tile_tokens, qk_scale, HEAD_DIM, BLOCK_I, BLOCK_I2,
-                                    STAGES, FIRST, FINAL, FP16_KEYS)),
+                                    STAGES, FIRST, FINAL, FP16_KEYS, PLAIN_STORES)),
                 (_producer, (k_desc, v_desc, k2_desc, v2_desc, k_bufs, v_bufs, k2_bufs, v2_bufs, ready, empty, raw,
                              batch, head, k * b2, n_first, count, skip_lo, skipped, tile_tokens,
                              BLOCK_I, BLOCK_I2, HEAD_DIM, STAGES, 2, FINAL, FP16_KEYS)),
@@ -421,11 +455,13 @@ def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: 
     # must hold two (every ring that fits holds at least two: stages_that_fit)
     if config.get("FP16_KEYS") and q.dtype == torch.bfloat16 and blocks["STAGES"] >= 2:
         blocks["FP16_KEYS"] = True
+    if config.get("PLAIN_STORES"):
+        blocks["PLAIN_STORES"] = True
     second_rows = max(second, 16)  # a descriptor is passed (and not read) without a second block
 
     def launch(q: Tensor, k: Tensor, v: Tensor, aR: Tensor, aL: Tensor, Y: Tensor, cL: Tensor) -> None:
         kernel(
-            q, aR, cL, _key_descriptor(k, first), _key_descriptor(v, first),
+            q, aR, cL, aL, Y, _key_descriptor(k, first), _key_descriptor(v, first),
             _key_descriptor(k, second_rows), _key_descriptor(v, second_rows),
             _scratch_descriptor(aL), _scratch_descriptor(Y), *scalars, **blocks,
         )  # fmt: skip

@@ -124,14 +124,14 @@ def unsupported(
 # --------------------------------------------------------------------------------------------
 
 
-STAGE1_REVISION = 11
+STAGE1_REVISION = 12
 """Part of stage 1's tune key: a kernel change that moves its registers re-tunes stored choices
 (2: aL stored before Y is computed, 194 -> 164 registers; 3: two column blocks for 80 columns;
 4: padding columns masked in the scaling FFMA, 1045 -> 976 instructions per key tile; one-tile
 programs skip key tiles whose pairs are all attended exactly; 5: every program steps over the key
 tiles attended exactly by its whole pair block; 6: HALF_D candidates; 7: BF16_PRODUCTS candidates; 8: the Gluon kernel's candidates;
 9: Gluon: aL's store overlaps Y's product, idle warpgroups skip the products, later iterations' aR in the input dtype; 10: Gluon CTAs of 11 and 21 key tiles;
-11: Gluon FP16_KEYS candidates, earlier iterations load keys alone)."""
+11: Gluon FP16_KEYS candidates, earlier iterations load keys alone; 12: a Gluon PLAIN_STORES candidate)."""
 
 REFINE_REVISION = 4
 """Part of refine's tune key, so stored choices meet new candidates (2: ``REVERSE``; 3: the Gluon refine; 4: its

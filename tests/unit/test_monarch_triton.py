@@ -308,6 +308,34 @@ def test_gluon_stage1_matches_reference(monkeypatch, case):
     assert all(e <= 2.0 * triton_error + 5e-4 for e in errors.values()), (errors, triton_error)
 
 
+@pytest.mark.parametrize("first", [True, False], ids=["first", "later"])
+@pytest.mark.parametrize("grid", [(4, 4, 80), (4, 3, 100), (6, 6, 10)], ids=["80", "100", "10"])
+def test_gluon_stage1_plain_stores_write_what_tma_stores_do(grid, first):
+    """``PLAIN_STORES`` changes only how aL and Y leave the CTA: the same aL, Y and cL bit for bit, every
+    value written over NaN, including the partial pair blocks (320, 400, 60 pairs) and aR queries."""
+    from rtv.kernels.monarch import gluon_stage1
+
+    q, k, v = structured_qkv(grid, heads=2, head_dim=128, seed=24)
+    layout = monarch_layout(grid, q.shape[-2], k.shape[-2])
+    if not gluon_stage1.serves(q, k, v, layout):
+        pytest.skip(f"the Gluon stage 1 needs an sm_90 GPU and Triton's Gluon ({torch.cuda.get_device_name()})")
+    tiles, key_rows = layout.query_tiles, layout.key_tiles * layout.b1
+    shape = (2, tiles, layout.b2, key_rows, 128)
+    aR = torch.randn(2, tiles, key_rows, layout.b2, 128, device="cuda").to(q.dtype)
+    outputs = {}
+    for plain in (False, True):
+        aL, y = (torch.full(shape, float("nan"), device="cuda", dtype=torch.float16) for _ in range(2))
+        cl = torch.full((2, key_rows, tiles * layout.b2), float("nan"), device="cuda")
+        config = {**gluon_stage1.CANDIDATES[-1], "PLAIN_STORES": plain}
+        launch = gluon_stage1.launcher(q, layout, 0, tiles, -1, 128**-0.5, config, first_iteration=first, final=True)
+        launch(q, k, v, aR, aL, y, cl)
+        outputs[plain] = (aL, y, cl)
+    torch.cuda.synchronize()
+    for tma_stored, plain_stored in zip(outputs[False], outputs[True]):
+        assert not torch.isnan(plain_stored).any()
+        assert torch.equal(tma_stored, plain_stored)
+
+
 def test_gluon_stage1_reads_comfyui_layout_and_batches(monkeypatch):
     """[B, N, H, D] tensors seen as [B, H, N, D] (what attention patches pass), batch 2: the TMA
     descriptors take the strides as they are; every output written."""
