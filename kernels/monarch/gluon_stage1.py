@@ -296,8 +296,9 @@ if HAS_GLUON:
                         acc = warpgroup_mma(gl.convert_layout(r2_lo, r_layout), keys2, acc)
                 if not FINAL:
                     mbarrier.arrive(empty.index(s))  # the products are complete: the stage may be refilled
-                # aL leaves while Y is computed, Y while the next key row is: each waits only for its own
-                # staging buffer (TMA store groups complete in order: aL of row i, then Y of row i)
+                # aL leaves while Y is computed, Y while the next key row is. TMA stores wait only for their own
+                # staging buffer (store groups complete in order: aL of row i, then Y of row i); plain stores
+                # wait for none once they have read the buffer back
                 column = (n * b1 + k) * HEAD_DIM
                 if PLAIN_STORES:
                     _store_rows(AL, acc.to(al_desc.dtype), al_smem, row_base + column, row_stride, rows_left, HEAD_DIM)
