@@ -232,13 +232,12 @@ if HAS_GLUON:
                 after = i + PARTS
                 cl_next2 = _column_cl(CL, cl_base, gl.where(after < blocks, _pass2_block(after, resident, blocks), -1),
                                       nk, BLOCK_C)  # fmt: skip
+                block = _pass2_block(i, resident, blocks)
                 if i < resident:
-                    block = blocks - 1 - i
                     first_load = block < BUFFERS
                     slot = gl.where(first_load, block, block - BUFFERS)
                     phase = gl.where(first_load, t * _slot_loads(slot, evicted), t * 3 + 1) & 1
                 else:
-                    block = i - resident
                     slot = evicted - 1 - block
                     phase = (t * 3 + 2) & 1
                 mbarrier.wait(loaded.index(slot), phase)
