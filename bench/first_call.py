@@ -1,0 +1,94 @@
+"""What a user waits for on the first Monarch call of a new shape: compiling and tuning, from nothing.
+
+Each case runs in a fresh Python process with an empty Triton cache (``TRITON_CACHE_DIR``) and an
+empty tuning cache (``RTV_CACHE_DIR``), as on a fresh install: its first call compiles every
+candidate kernel and times them, the second call finds the choices and only launches. A case that
+outlives ``--timeout`` is recorded as such. Prints a table; writes JSON (device, versions, seconds).
+
+    python bench/first_call.py --out bench/results/monarch_first_call_tuning_<gpu>.json
+    python bench/first_call.py --cases full_480p:plain --out /tmp/first.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SETTINGS = {"plain": {}, "node_default": {"exact_local": 1}, "iterations2": {"iterations": 2}}
+DEFAULT_CASES = "full_480p:plain,full_480p:node_default,full_720p:plain,full_720p:node_default"
+
+_CHILD = r"""
+import json, sys, time
+import torch
+sys.path.insert(0, sys.argv[1])
+from attention import DTYPE, HEAD_DIM, SHAPES
+from rtv.kernels.monarch import monarch_attention
+shape, settings = SHAPES[sys.argv[2]], json.loads(sys.argv[3])
+gen = torch.Generator(device="cuda").manual_seed(0)
+q, k, v = (torch.randn(1, shape.heads, n, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+           for n in (shape.query_tokens, shape.key_tokens, shape.key_tokens))
+seconds = []
+for _ in range(2):
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    monarch_attention(q, k, v, shape.grid, backend="triton", **settings)
+    torch.cuda.synchronize()
+    seconds.append(time.perf_counter() - start)
+print(json.dumps({"first_call_s": seconds[0], "second_call_s": seconds[1]}))
+"""
+
+
+def run_case(shape: str, setting: str, timeout: float) -> dict:
+    """One case in a fresh process with empty caches."""
+    bench_dir = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as triton_cache, tempfile.TemporaryDirectory() as tune_cache:
+        env = {**os.environ, "TRITON_CACHE_DIR": triton_cache, "RTV_CACHE_DIR": tune_cache}
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", _CHILD, str(bench_dir), shape, json.dumps(SETTINGS[setting])],
+                env=env, capture_output=True, text=True, timeout=timeout,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return {"timed_out_after_s": timeout}
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1:], "returncode": done.returncode}
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["process_s"] = time.perf_counter() - start  # with torch's import and CUDA's start
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=DEFAULT_CASES, help="shape:setting pairs, comma separated")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per case")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from attention import versions  # noqa: PLC0415 - loads the pack; the children import it again
+
+    result = {"versions": versions(), "cases": {}}
+    print(f"{'shape':11s} {'setting':13s} {'first call s':>13s} {'second call s':>14s}", flush=True)
+    for case in args.cases.split(","):
+        shape, setting = case.split(":")
+        entry = run_case(shape, setting, args.timeout)
+        result["cases"][case] = entry
+        first = entry.get("first_call_s")
+        second = entry.get("second_call_s")
+        shown = (f"{first:13.1f} {second:14.4f}" if first is not None
+                 else f"{'timed out' if 'timed_out_after_s' in entry else 'failed':>13s}")  # fmt: skip
+        print(f"{shape:11s} {setting:13s} {shown}", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))  # after every case: a later timeout loses nothing
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
