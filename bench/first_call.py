@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-SETTINGS = {"plain": {}, "node_default": {"exact_local": 1}, "iterations2": {"iterations": 2}}
 DEFAULT_CASES = "full_480p:plain,full_480p:node_default,full_720p:plain,full_720p:node_default"
 
 _CHILD = r"""
@@ -44,15 +43,15 @@ print(json.dumps({"first_call_s": seconds[0], "second_call_s": seconds[1]}))
 """
 
 
-def run_case(shape: str, setting: str, timeout: float) -> dict:
-    """One case in a fresh process with empty caches."""
+def run_case(shape: str, settings: dict, timeout: float) -> dict:
+    """One case (``settings`` for ``monarch_attention``) in a fresh process with empty caches."""
     bench_dir = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory() as triton_cache, tempfile.TemporaryDirectory() as tune_cache:
         env = {**os.environ, "TRITON_CACHE_DIR": triton_cache, "RTV_CACHE_DIR": tune_cache}
         start = time.perf_counter()
         try:
             done = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(bench_dir), shape, json.dumps(SETTINGS[setting])],
+                [sys.executable, "-c", _CHILD, str(bench_dir), shape, json.dumps(settings)],
                 env=env, capture_output=True, text=True, timeout=timeout,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
@@ -73,12 +72,13 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from attention import versions  # noqa: PLC0415 - loads the pack; the children import it again
+    from monarch_ab import SETTINGS  # noqa: PLC0415 - the settings every Monarch benchmark names
 
     result = {"versions": versions(), "cases": {}}
     print(f"{'shape':11s} {'setting':13s} {'first call s':>13s} {'second call s':>14s}", flush=True)
     for case in args.cases.split(","):
         shape, setting = case.split(":")
-        entry = run_case(shape, setting, args.timeout)
+        entry = run_case(shape, SETTINGS[setting], args.timeout)
         result["cases"][case] = entry
         first = entry.get("first_call_s")
         second = entry.get("second_call_s")
