@@ -24,12 +24,14 @@ capture fails, the run goes on eagerly with one log line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
 import torch
 
 from .fused_block import block_modulation, fused_block_input, fused_block_output
+from .graph_capture import capture_guards, settle_failed_capture
 from .self_attention import project_self_attention, self_attention_marked
 
 log = logging.getLogger(__name__)
@@ -201,14 +203,14 @@ class BlockGraphs:
         with torch.cuda.stream(self._stream):
             graph.capture_begin(pool=self._pool, capture_error_mode="thread_local")
             try:
-                body()
-            except BaseException:
-                try:
+                with capture_guards():
+                    body()
+                graph.capture_end()
+            except BaseException as error:
+                with contextlib.suppress(Exception):  # ended already, or invalidated: the first error is the one to report
                     graph.capture_end()
-                except Exception:  # noqa: BLE001 - the body's error is the one to report
-                    pass
+                settle_failed_capture(graph, error, self._shapes)
                 raise
-            graph.capture_end()
         current.wait_stream(self._stream)
         if self._pool is None:
             self._pool = graph.pool()

@@ -19,9 +19,10 @@ of ``EAGER`` (a call that must sync the host, such as Monarch's error report) ru
 
 Installed as the innermost DIFFUSION_MODEL wrapper, so the KV cache's and Monarch's per-call Python
 bookkeeping still runs every call; counters incremented *inside* the forward (attention calls
-replaced) count the eager and captured calls only. Anything that cannot be captured (a device sync,
-weights streamed from the CPU, a host-to-device copy) makes the capture fail: the chunk then runs
-eagerly and graphs stay off for the rest of the run, with one log line.
+replaced) count the eager and captured calls only. A model whose weights move or change per call is
+not captured. Anything else that cannot be captured (a host sync, a host-to-device copy) makes the
+capture fail: the chunk then runs eagerly and graphs stay off for the rest of the run, with one log
+line. ``graph_capture`` makes both work under cudaMallocAsync, ComfyUI's default allocator.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ import comfy.ldm.wan.model as wan_model
 import comfy.patcher_extension as patcher_extension
 import torch
 
+from .block_graphs import graphable_block
 from .fused_block import BLOCK_GRAPHS_KEY
+from .graph_capture import capture_guards, settle_failed_capture
 
 log = logging.getLogger(__name__)
 PATCH_KEY = "rtv_chunk_cuda_graph"
@@ -92,17 +95,12 @@ class _VariantGraph:
 def capture_unsupported() -> str | None:
     """Why this process cannot capture the model call, or None.
 
-    ComfyUI's main starts with ``PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync`` unless told
-    ``--disable-cuda-malloc``; under that allocator a capture of the Wan forward failed on the H100
-    (Triton could not read a captured allocation's pointer) and the process then aborted on a CUDA
-    error at a later free (bench/results/realtime_h100_graphs_cudamallocasync.log). Graphs are
-    therefore only tried with PyTorch's native caching allocator."""
+    PyTorch's native caching allocator and cudaMallocAsync (ComfyUI's default unless started with
+    ``--disable-cuda-malloc``) both can; under the latter Triton's launch check and a failed capture
+    need the care of ``graph_capture`` (session 20: same frames with and without graphs under both)."""
     backend = torch.cuda.get_allocator_backend()
-    if backend != "native":
-        return (
-            f"CUDA graphs need PyTorch's native caching allocator, this process runs {backend} "
-            "(start ComfyUI with --disable-cuda-malloc to use them)"
-        )
+    if backend not in ("native", "cudaMallocAsync"):
+        return f"CUDA graphs are not tried under the {backend} allocator"
     return None
 
 
@@ -181,13 +179,20 @@ class ChunkGraph:
         return entry.static_output.clone()
 
     def _capture_and_run(self, entry: _VariantGraph, executor, inputs, transformer_options, kwargs):
+        model = getattr(executor, "class_obj", None)  # ComfyUI's WanModel
+        if isinstance(model, torch.nn.Module) and not graphable_block(model, inputs[0].device):
+            self.enabled, self.failure = False, "the model's weights move or change per call (low-VRAM loading, weight patches)"
+            log.warning("[RTV] CUDA graphs off for this run: %s", self.failure)
+            self.eager_calls += 1
+            return executor(*inputs, None, None, transformer_options, **kwargs)
         entry.static_inputs = [t.clone() for t in inputs]
         transformer_options = {**transformer_options, BLOCK_GRAPHS_KEY: None}  # no graphs inside this one
         graph = torch.cuda.CUDAGraph()
         try:
-            with time_embedding_on_device(), torch.cuda.graph(graph):
+            with time_embedding_on_device(), torch.cuda.graph(graph), capture_guards():
                 entry.static_output = executor(*entry.static_inputs, None, None, transformer_options, **kwargs)
         except Exception as error:  # noqa: BLE001 - any capture failure: run eagerly from now on
+            settle_failed_capture(graph, error, entry, self.variants)
             self.enabled, self.failure = False, f"{type(error).__name__}: {error}{_where(error)}"
             self.reset()
             torch.cuda.synchronize()

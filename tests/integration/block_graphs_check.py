@@ -5,9 +5,10 @@ ComfyUI to the CPU (``conftest.py``) and graphs need ComfyUI to load the model o
 does. Cases: a cache of all frames (a new key length every chunk: block graphs only) with dense and
 Monarch attention in float32 and dense in bfloat16 (the fused Triton norm steps inside the graphs),
 a rolling window with a sink (block graphs while it fills, whole-call graphs once its layout
-repeats), and a model whose first block cannot be captured. Under ``PYTORCH_CUDA_ALLOC_CONF=
-backend:cudaMallocAsync`` (ComfyUI's default) only the first case runs: graphs must stay off. Prints
-one JSON line; the test asserts.
+repeats), a model whose first block cannot be captured, and one whose block 1 syncs with the host
+(every capture fails: eager from then on). Run under PyTorch's native allocator and under
+``PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync`` (ComfyUI's default). Prints one JSON line; the
+test asserts.
 
     COMFYUI_PATH=... python tests/integration/block_graphs_check.py
 """
@@ -75,12 +76,6 @@ def main() -> None:
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
               "blocks": 2, "runs_per_case": 2,
               "allocator": torch.cuda.get_allocator_backend() if device.type == "cuda" else None}  # fmt: skip
-    if result["allocator"] == "cudaMallocAsync":  # ComfyUI's default: graphs must stay off, and nothing break
-        base = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("t2v", seed=0),
-                                                        model_options={"dtype": torch.float32})  # fmt: skip
-        result["growing_dense_float32"] = compare(base, 25, 2)
-        print("RESULT " + json.dumps(result), flush=True)
-        return
     for dtype in (torch.float32, torch.bfloat16):
         name = str(dtype).removeprefix("torch.")
         base = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("t2v", seed=0), model_options={"dtype": dtype})
@@ -96,6 +91,15 @@ def main() -> None:
                 result["growing_dense_float32_block0_eager"] = compare(patched, 25, 2)
             finally:
                 patched.get_model_object("diffusion_model").blocks[0].ffn[0].weight_function = []
+            # a hook that reads a number back to the host in block 1 (as some patches do): every capture
+            # fails there, the run goes on eagerly, and the process lives on under either allocator
+            ffn = base.get_model_object("diffusion_model").blocks[1].ffn
+            hook = ffn.register_forward_hook(lambda module, args, out: out.abs().max().item() and None)
+            try:
+                result["growing_dense_float32_sync_in_block"] = compare(base, 25, 2)
+                result["rolling_dense_float32_sync_in_block"] = compare(base, 41, 2, window=5, sinks=1)
+            finally:
+                hook.remove()
     print("RESULT " + json.dumps(result), flush=True)
 
 

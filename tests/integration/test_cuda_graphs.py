@@ -110,6 +110,25 @@ def test_a_call_that_cannot_be_captured_falls_back_to_eager_for_the_rest_of_the_
         torch.testing.assert_close(out, x * i)
 
 
+@pytest.mark.gpu
+@needs_cuda
+def test_a_model_whose_weights_change_per_call_is_never_captured():
+    class Executor:  # ComfyUI's WrapperExecutor hands wrappers the model as class_obj
+        def __init__(self, model):
+            self.class_obj = model
+
+        def __call__(self, x, timestep, context, *args, **kwargs):
+            return self.class_obj(x) * timestep
+
+    model = torch.nn.Linear(4, 4, device="cuda")
+    model.weight_function = [lambda w: w * 2]  # as ComfyUI's low-VRAM loading or an on-the-fly LoRA set
+    graph = ChunkGraph()
+    x, context = torch.ones(1, 4, 4, device="cuda"), torch.zeros(1, 2, 4, device="cuda")
+    for i in range(3):
+        graph.wrapper(Executor(model), x, torch.full((1,), float(i), device="cuda"), context, None, None, {})
+    assert graph.captures == 0 and not graph.enabled and "weights move or change" in graph.failure
+
+
 def test_the_capturable_time_embedding_is_comfyuis_bit_for_bit():
     timesteps = torch.tensor([999.0, 750.0, 250.5, 1.0, 0.0])
     for dim in (256, 10):
