@@ -1,12 +1,13 @@
 """What a user waits for on the first Monarch call of a new shape: compiling and tuning, from nothing.
 
-Each case runs in a fresh Python process with an empty Triton cache (``TRITON_CACHE_DIR``) and an
-empty tuning cache (``RTV_CACHE_DIR``), as on a fresh install: its first call compiles every
-candidate kernel and times them, the second call finds the choices and only launches. A case that
+Each case runs in a fresh Python process with an empty Triton cache (``TRITON_CACHE_DIR``), an
+empty tuning cache (``RTV_CACHE_DIR``) and the pack's shipped choices off, as on a fresh install on a
+GPU model they were not measured on: its first call compiles every candidate kernel and times them, the second call finds the choices and only launches. A case that
 outlives ``--timeout`` is recorded as such. Prints a table; writes JSON (device, versions, seconds).
 
     python bench/first_call.py --out bench/results/monarch_first_call_tuning_<gpu>.json
     python bench/first_call.py --cases full_480p:plain --out /tmp/first.json
+    python bench/first_call.py --split ...   # where the time goes: the tuner's timing runs or compiling
 """
 
 from __future__ import annotations
@@ -43,30 +44,49 @@ print(json.dumps({"first_call_s": seconds[0], "second_call_s": seconds[1]}))
 """
 
 
-def run_case(shape: str, settings: dict, timeout: float) -> dict:
-    """One case (``settings`` for ``monarch_attention``) in a fresh process with empty caches."""
+def run_case(shape: str, settings: dict, timeout: float, triton_cache: str, tune_cache: str,
+             shipped: bool = False) -> dict:  # fmt: skip
+    """One case (``settings`` for ``monarch_attention``) in a fresh process with the given caches, and
+    without the pack's shipped choices unless ``shipped``."""
     bench_dir = Path(__file__).resolve().parent
-    with tempfile.TemporaryDirectory() as triton_cache, tempfile.TemporaryDirectory() as tune_cache:
-        env = {**os.environ, "TRITON_CACHE_DIR": triton_cache, "RTV_CACHE_DIR": tune_cache}
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(bench_dir), shape, json.dumps(settings)],
-                env=env, capture_output=True, text=True, timeout=timeout,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return {"timed_out_after_s": timeout}
-        if done.returncode != 0:
-            return {"error": done.stderr.strip().splitlines()[-1:], "returncode": done.returncode}
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        result["process_s"] = time.perf_counter() - start  # with torch's import and CUDA's start
-        return result
+    env = {**os.environ, "TRITON_CACHE_DIR": triton_cache, "RTV_CACHE_DIR": tune_cache,
+           "RTV_MONARCH_SHIPPED_CHOICES": "1" if shipped else "0"}  # fmt: skip
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(bench_dir), shape, json.dumps(settings)],
+            env=env, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"timed_out_after_s": timeout}
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:], "returncode": done.returncode}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - start  # with torch's import and CUDA's start
+    return result
+
+
+def run_split(shape: str, settings: dict, timeout: float) -> dict:
+    """From nothing; then with the kernels compiled but no stored choices (the tuner's timing runs);
+    then with the choices but nothing compiled (compiling the chosen kernels only); then from nothing
+    but the pack's shipped choices (a fresh install on a GPU model they were measured on)."""
+    with (tempfile.TemporaryDirectory() as triton_cache, tempfile.TemporaryDirectory() as tune_cache,
+          tempfile.TemporaryDirectory() as empty_triton, tempfile.TemporaryDirectory() as empty_tune,
+          tempfile.TemporaryDirectory() as fresh_triton, tempfile.TemporaryDirectory() as fresh_tune):  # fmt: skip
+        return {
+            "from_nothing": run_case(shape, settings, timeout, triton_cache, tune_cache),
+            "compiled_untuned": run_case(shape, settings, timeout, triton_cache, empty_tune),
+            "tuned_uncompiled": run_case(shape, settings, timeout, empty_triton, tune_cache),
+            "shipped_choices": run_case(shape, settings, timeout, fresh_triton, fresh_tune, shipped=True),
+        }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=DEFAULT_CASES, help="shape:setting pairs, comma separated")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per case")
+    parser.add_argument("--split", action="store_true",
+                        help="also time each case with compiled kernels and no choices, and the reverse")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -78,7 +98,15 @@ def main() -> None:
     print(f"{'shape':11s} {'setting':13s} {'first call s':>13s} {'second call s':>14s}", flush=True)
     for case in args.cases.split(","):
         shape, setting = case.split(":")
-        entry = run_case(shape, SETTINGS[setting], args.timeout)
+        if args.split:
+            parts = run_split(shape, SETTINGS[setting], args.timeout)
+            entry = parts["from_nothing"]
+            for name in ("compiled_untuned", "tuned_uncompiled", "shipped_choices"):
+                entry[f"{name}_first_call_s"] = parts[name].get("first_call_s")
+                print(f"  {name}: {parts[name]}", flush=True)
+        else:
+            with tempfile.TemporaryDirectory() as triton_cache, tempfile.TemporaryDirectory() as tune_cache:
+                entry = run_case(shape, SETTINGS[setting], args.timeout, triton_cache, tune_cache)
         result["cases"][case] = entry
         first = entry.get("first_call_s")
         second = entry.get("second_call_s")

@@ -32,7 +32,18 @@ CACHE_DIR_ENV = "RTV_CACHE_DIR"
 """Overrides the cache folder (default ``~/.cache/comfyui-realtimevideo``)."""
 
 AUTOTUNE_ENV = "RTV_MONARCH_AUTOTUNE"
-"""Set to ``0`` to skip measuring and use each kernel's first (default) configuration."""
+"""Set to ``0`` to skip measuring: a stored or shipped choice, else each kernel's first (default)
+configuration."""
+
+SHIPPED_ENV = "RTV_MONARCH_SHIPPED_CHOICES"
+"""Set to ``0`` to ignore the choices shipped with the pack (benchmarks of a first call from nothing)."""
+
+SHIPPED_CHOICES_PATH = Path(__file__).with_name("shipped_choices.json")
+"""Choices measured on the GPUs this pack is benchmarked on (keys name the GPU model and Triton
+version, so they apply only there). Compiling every candidate is ~90 % of a first call (H100, 480p:
+47.5 s from nothing, 3.1 s with the candidates compiled, 4.8 s with the choices known:
+``bench/results/monarch_first_call_split_h100_session20.json``); with a shipped choice only the
+chosen kernels compile. Written by ``tools/ship_monarch_choices.py``."""
 
 CACHE_FILE_NAME = "monarch_autotune.json"
 CACHE_FORMAT = 1
@@ -52,6 +63,30 @@ def autotune_enabled() -> bool:
     return os.environ.get(AUTOTUNE_ENV, "1") != "0"
 
 
+def read_choices(path: Path) -> dict[str, Config]:
+    """The entries of a tuning file, or none if it is missing, unreadable or of another format."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing, unreadable or corrupt: start over rather than fail the run
+        return {}
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+        return {}
+    entries = data.get("entries", {})
+    return {k: v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
+
+
+_shipped: dict[str, Config] | None = None
+
+
+def shipped_choice(key: str) -> Config | None:
+    global _shipped
+    if os.environ.get(SHIPPED_ENV, "1") == "0":
+        return None
+    if _shipped is None:
+        _shipped = read_choices(SHIPPED_CHOICES_PATH)
+    return _shipped.get(key)
+
+
 class AutotuneCache:
     """A JSON map ``key -> best config``; reads once, merges with the file on every write.
 
@@ -65,16 +100,7 @@ class AutotuneCache:
         self._lock = threading.Lock()
 
     def _read_file(self) -> dict[str, Config]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):  # unreadable or corrupt: start over rather than fail the run
-            return {}
-        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
-            return {}
-        entries = data.get("entries", {})
-        return {k: v for k, v in entries.items() if isinstance(v, dict)}
+        return read_choices(self.path)
 
     def get(self, key: str) -> Config | None:
         with self._lock:
@@ -116,7 +142,8 @@ def pick_config(
     measure_ms: Callable[[Config], float],
     cache: AutotuneCache | None = None,
 ) -> Config:
-    """The stored config for ``key``, else the fastest candidate by ``measure_ms`` (then stored).
+    """The stored config for ``key``, else the one shipped for this GPU model, else the fastest
+    candidate by ``measure_ms`` (then stored).
 
     A candidate that fails (e.g. too much shared memory on this GPU) is skipped. With autotuning
     off (``RTV_MONARCH_AUTOTUNE=0``) the first candidate is used and nothing is stored.
@@ -124,9 +151,9 @@ def pick_config(
     if not candidates:
         raise ValueError("pick_config needs at least one candidate")
     cache = cache or shared_cache()
-    stored = cache.get(key)
-    if stored is not None and any(stored == dict(c) for c in candidates):
-        return dict(stored)
+    for stored in (cache.get(key), shipped_choice(key)):
+        if stored is not None and any(stored == dict(c) for c in candidates):
+            return dict(stored)
     if not autotune_enabled():
         return dict(candidates[0])
     # seconds of silence on a first run otherwise: say what is happening and that it happens once

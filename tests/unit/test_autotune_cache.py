@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,16 @@ def _private_cache(monkeypatch, tmp_path):
     monkeypatch.setenv(autotune_cache.CACHE_DIR_ENV, str(tmp_path))
     monkeypatch.delenv(autotune_cache.AUTOTUNE_ENV, raising=False)
     monkeypatch.setattr(autotune_cache, "_shared_cache", None)
+    monkeypatch.delenv(autotune_cache.SHIPPED_ENV, raising=False)
+    monkeypatch.setattr(autotune_cache, "SHIPPED_CHOICES_PATH", tmp_path / "shipped" / "none.json")
+    monkeypatch.setattr(autotune_cache, "_shipped", None)
+
+
+def _ship(monkeypatch, tmp_path, entries):
+    path = tmp_path / "shipped_choices.json"
+    path.write_text(json.dumps({"format": autotune_cache.CACHE_FORMAT, "entries": entries}))
+    monkeypatch.setattr(autotune_cache, "SHIPPED_CHOICES_PATH", path)
+    monkeypatch.setattr(autotune_cache, "_shipped", None)
 
 
 def fake_timings(ms_by_block):
@@ -110,3 +121,36 @@ def test_listeners_hear_about_tuning_and_a_failing_listener_changes_nothing():
     finally:
         autotune_cache.tuning_listeners.clear()
     assert len(heard) == 1 and "tuning its kernels for a new shape, once per GPU (3 configurations" in heard[0]
+
+
+def test_a_choice_shipped_for_this_gpu_model_is_used_without_measuring(monkeypatch, tmp_path):
+    _ship(monkeypatch, tmp_path, {KEY: CANDIDATES[2]})
+    measure, calls = fake_timings({64: 2.0, 128: 1.0, 32: 3.0})
+    assert pick_config(KEY, CANDIDATES, measure) == CANDIDATES[2]
+    assert calls == []  # nothing compiled or timed but the chosen kernel
+    assert not (tmp_path / autotune_cache.CACHE_FILE_NAME).exists()  # a newer pack's choices still apply
+
+
+def test_the_users_own_measurement_wins_over_the_shipped_choice(monkeypatch, tmp_path):
+    _ship(monkeypatch, tmp_path, {KEY: CANDIDATES[2]})
+    AutotuneCache(tmp_path / autotune_cache.CACHE_FILE_NAME).put(KEY, CANDIDATES[0])
+    assert pick_config(KEY, CANDIDATES, fake_timings({64: 2.0, 128: 1.0, 32: 3.0})[0]) == CANDIDATES[0]
+
+
+def test_shipped_choices_can_be_ignored_and_stale_ones_are(monkeypatch, tmp_path):
+    _ship(monkeypatch, tmp_path, {KEY: {"BLOCK": 256, "num_warps": 8}})  # not a candidate any more
+    measure, calls = fake_timings({64: 2.0, 128: 1.0, 32: 3.0})
+    assert pick_config(KEY, CANDIDATES, measure) == CANDIDATES[1] and calls == [64, 128, 32]
+    monkeypatch.setenv(autotune_cache.SHIPPED_ENV, "0")
+    _ship(monkeypatch, tmp_path, {KEY + "|2": CANDIDATES[2]})
+    measure, calls = fake_timings({64: 2.0, 128: 1.0, 32: 3.0})
+    assert pick_config(KEY + "|2", CANDIDATES, measure) == CANDIDATES[1] and calls == [64, 128, 32]
+
+
+def test_the_shipped_file_names_a_gpu_model_and_triton_version_in_every_key():
+    entries = autotune_cache.read_choices(Path(autotune_cache.__file__).with_name("shipped_choices.json"))
+    assert len(entries) >= 20
+    for key, choice in entries.items():
+        device, triton_version, kind = key.split("|")[:3]
+        assert device and triton_version.startswith("triton=") and kind in ("stage1", "stage2", "refine", "local")
+        assert choice and all(isinstance(v, (int, bool, str)) for v in choice.values()), (key, choice)

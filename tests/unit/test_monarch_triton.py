@@ -54,8 +54,10 @@ def _structured_inputs_module():
 
 @pytest.fixture(autouse=True)
 def _default_configs(monkeypatch, tmp_path):
-    """Default block sizes (no tuning) and a private autotune cache, unless a test says otherwise."""
+    """Default block sizes (no tuning, no shipped choices) and a private autotune cache, unless a test
+    says otherwise."""
     monkeypatch.setenv("RTV_MONARCH_AUTOTUNE", "0")
+    monkeypatch.setenv("RTV_MONARCH_SHIPPED_CHOICES", "0")
     monkeypatch.setenv("RTV_CACHE_DIR", str(tmp_path / "cache"))
 
 
