@@ -24,8 +24,9 @@ from pathlib import Path
 DEFAULT_CASES = "full_480p:plain,full_480p:node_default,full_720p:plain,full_720p:node_default"
 
 _CHILD = r"""
-import json, sys, time
+import json, logging, sys, time
 import torch
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 sys.path.insert(0, sys.argv[1])
 from attention import DTYPE, HEAD_DIM, SHAPES
 from rtv.kernels.monarch import monarch_attention
@@ -63,6 +64,7 @@ def run_case(shape: str, settings: dict, timeout: float, triton_cache: str, tune
         return {"error": done.stderr.strip().splitlines()[-1:], "returncode": done.returncode}
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["process_s"] = time.perf_counter() - start  # with torch's import and CUDA's start
+    result["compile_log"] = [line for line in done.stderr.splitlines() if "Monarch: compiled" in line]
     return result
 
 
@@ -87,14 +89,18 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per case")
     parser.add_argument("--split", action="store_true",
                         help="also time each case with compiled kernels and no choices, and the reverse")  # fmt: skip
+    parser.add_argument("--compile-threads", type=int, default=None,
+                        help="RTV_MONARCH_COMPILE_THREADS for the children (default: the pack's)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.compile_threads is not None:
+        os.environ["RTV_MONARCH_COMPILE_THREADS"] = str(args.compile_threads)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from attention import versions  # noqa: PLC0415 - loads the pack; the children import it again
     from monarch_ab import SETTINGS  # noqa: PLC0415 - the settings every Monarch benchmark names
 
-    result = {"versions": versions(), "cases": {}}
+    result = {"versions": versions(), "compile_threads": os.environ.get("RTV_MONARCH_COMPILE_THREADS"), "cases": {}}
     print(f"{'shape':11s} {'setting':13s} {'first call s':>13s} {'second call s':>14s}", flush=True)
     for case in args.cases.split(","):
         shape, setting = case.split(":")

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,10 @@ SHIPPED_ENV = "RTV_MONARCH_SHIPPED_CHOICES"
 
 SHIPPED_CHOICES_PATH = Path(__file__).with_name("shipped_choices.json")
 """Choices measured on the GPUs this pack is benchmarked on (keys name the GPU model and Triton
-version, so they apply only there). Compiling every candidate is ~90 % of a first call (H100, 480p:
-47.5 s from nothing, 3.1 s with the candidates compiled, 4.8 s with the choices known:
-``bench/results/monarch_first_call_split_h100_session20.json``); with a shipped choice only the
-chosen kernels compile. Written by ``tools/ship_monarch_choices.py``."""
+version, so they apply only there). Compiling every candidate is ~90 % of a first call (H100, 480p,
+candidates compiled one at a time: 47.5 s from nothing, 3.1 s with the candidates compiled, 4.8 s
+with the choices known: ``bench/results/monarch_first_call_split_h100_session20.json``); with a
+shipped choice only the chosen kernels compile. Written by ``tools/ship_monarch_choices.py``."""
 
 CACHE_FILE_NAME = "monarch_autotune.json"
 CACHE_FORMAT = 1
@@ -136,17 +137,50 @@ def shared_cache() -> AutotuneCache:
     return _shared_cache
 
 
+COMPILE_THREADS_ENV = "RTV_MONARCH_COMPILE_THREADS"
+"""Threads that prepare (compile) the candidates of one tuning at once; ``1`` prepares them in turn."""
+
+
+def compile_threads() -> int:
+    try:
+        return max(1, int(os.environ.get(COMPILE_THREADS_ENV, "")))
+    except ValueError:
+        return max(1, min(8, os.cpu_count() or 1))
+
+
+def prepare_all(candidates: Sequence[Config], prepare: Callable[[Config], None]) -> int:
+    """``prepare`` every candidate, several at once; returns how many failed. Triton spends most of a
+    compile outside Python (LLVM, ptxas), so threads overlap them. A candidate that fails here is
+    left to ``measure_ms``, which reports it."""
+
+    def quietly(config: Config) -> bool:
+        try:
+            prepare(dict(config))
+        except Exception:  # noqa: BLE001 - measured (and reported) again below
+            log.debug("[RTV] preparing %s failed", config, exc_info=True)
+            return False
+        return True
+
+    threads = min(compile_threads(), len(candidates))
+    if threads <= 1:
+        return sum(not quietly(config) for config in candidates)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rtv-compile") as pool:
+        return sum(not ok for ok in pool.map(quietly, candidates))
+
+
 def pick_config(
     key: str,
     candidates: Sequence[Config],
     measure_ms: Callable[[Config], float],
     cache: AutotuneCache | None = None,
+    prepare: Callable[[Config], None] | None = None,
 ) -> Config:
     """The stored config for ``key``, else the one shipped for this GPU model, else the fastest
     candidate by ``measure_ms`` (then stored).
 
     A candidate that fails (e.g. too much shared memory on this GPU) is skipped. With autotuning
-    off (``RTV_MONARCH_AUTOTUNE=0``) the first candidate is used and nothing is stored.
+    off (``RTV_MONARCH_AUTOTUNE=0``) the first candidate is used and nothing is stored. ``prepare``
+    (a first launch, which compiles) runs over all candidates at once before they are timed in turn.
     """
     if not candidates:
         raise ValueError("pick_config needs at least one candidate")
@@ -166,6 +200,10 @@ def pick_config(
         except Exception:  # noqa: BLE001 - a progress message must never stop the attention call
             log.debug("[RTV] tuning listener failed", exc_info=True)
     start = time.perf_counter()
+    if prepare is not None:
+        failed = prepare_all(candidates, prepare)
+        log.info("[RTV] Monarch: compiled %d configurations in %.1f s (%d threads, %d failed)", len(candidates),
+                 time.perf_counter() - start, min(compile_threads(), len(candidates)), failed)  # fmt: skip
     best, best_ms, errors = None, math.inf, []
     for candidate in candidates:
         try:

@@ -265,7 +265,14 @@ def _choose(key: str, candidates: list[Config], launch: Callable[[Config], None]
                     lambda: launch(config), warmup=TUNE_WARMUP_MS, rep=TUNE_REP_MS, return_mode="median"
                 )
 
-            chosen = pick_config(key, candidates, measure)
+            device, stream = torch.cuda.current_device(), torch.cuda.current_stream()
+
+            def first_launch(config: Config) -> None:  # compiles; from a worker thread, on the caller's stream
+                torch.cuda.set_device(device)
+                with torch.cuda.stream(stream):
+                    launch(config)
+
+            chosen = pick_config(key, candidates, measure, prepare=first_launch)
         _chosen[key] = chosen
     return chosen
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,36 @@ def test_the_shipped_file_names_a_gpu_model_and_triton_version_in_every_key():
         device, triton_version, kind = key.split("|")[:3]
         assert device and triton_version.startswith("triton=") and kind in ("stage1", "stage2", "refine", "local")
         assert choice and all(isinstance(v, (int, bool, str)) for v in choice.values()), (key, choice)
+
+
+def test_candidates_are_prepared_at_once_then_timed_in_turn(monkeypatch):
+    monkeypatch.setenv(autotune_cache.COMPILE_THREADS_ENV, "3")
+    together = threading.Barrier(3, timeout=10)  # passes only if all three compile at the same time
+    prepared = []
+
+    def prepare(config):
+        prepared.append(config["BLOCK"])
+        together.wait()
+
+    measure, calls = fake_timings({64: 2.0, 128: 1.0, 32: 3.0})
+    assert pick_config(KEY, CANDIDATES, measure, prepare=prepare) == CANDIDATES[1]
+    assert sorted(prepared) == [32, 64, 128] and calls == [64, 128, 32]
+
+
+def test_a_candidate_that_fails_to_prepare_is_still_timed_and_one_thread_prepares_in_turn(monkeypatch):
+    monkeypatch.setenv(autotune_cache.COMPILE_THREADS_ENV, "1")
+    order = []
+
+    def prepare(config):
+        order.append(config["BLOCK"])
+        if config["BLOCK"] == 128:
+            raise RuntimeError("out of shared memory")
+
+    measure, calls = fake_timings({64: 2.0, 128: None, 32: 3.0})
+    assert pick_config(KEY, CANDIDATES, measure, prepare=prepare) == CANDIDATES[0]
+    assert order == [64, 128, 32] and calls == [64, 128, 32]
+
+
+def test_nothing_is_prepared_when_a_choice_is_stored(monkeypatch, tmp_path):
+    _ship(monkeypatch, tmp_path, {KEY: CANDIDATES[2]})
+    assert pick_config(KEY, CANDIDATES, fake_timings({})[0], prepare=lambda c: pytest.fail("compiled")) == CANDIDATES[2]
