@@ -146,6 +146,8 @@ class BlockGraphs:
                 s.residual[index % 2] = result
 
         if index not in entry.first:
+            if s.v is None:  # q, k, v made outside the graphs (see _capture)
+                first_half()
             if not self._capture(entry.first, index, first_half, x.device):
                 return None
             entry.inputs[index] = x_in
@@ -161,6 +163,8 @@ class BlockGraphs:
         if s.attention is None:
             s.attention = torch.empty_like(attention)
         s.attention.copy_(attention)
+        if index not in entry.second and s.residual.get(index % 2) is None:
+            second_half()  # the residual buffer made outside the graphs (see _capture)
         if index not in entry.second and not self._capture(entry.second, index, second_half, x.device):
             # this block's first half already ran: finish it eagerly from the same tensors
             modulation = block_modulation(block, x_in, e)
@@ -181,6 +185,10 @@ class BlockGraphs:
         return buffer
 
     def _capture(self, graphs: dict, index: int, body, device) -> bool:
+        """Record ``body`` for block ``index``. The static tensors it writes already exist: the first
+        capture of a token shape runs its body once eagerly to make them. A tensor made inside a capture
+        and freed after it is legal, but under cudaMallocAsync each such free logs a two-line warning
+        from PyTorch's allocator (five per video before this: q, k, v and the two residual buffers)."""
         try:
             graphs[index] = self._record(body, device)
         except Exception as error:  # noqa: BLE001 - anything uncapturable: this run goes on eagerly

@@ -92,6 +92,21 @@ class _VariantGraph:
     static_output: torch.Tensor | None = None
 
 
+def _variant_key(variant: tuple, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> tuple:
+    return (variant, *((t.shape, t.dtype, t.device) for t in (x, timestep, context)))
+
+
+def _recorded_output(executor, inputs, transformer_options, kwargs, like: tuple | None) -> torch.Tensor:
+    """The model call inside a capture. With the output's shape and dtype known from an eager call,
+    it lands in a tensor made before the capture: under cudaMallocAsync, freeing a tensor made inside
+    a capture logs a warning from PyTorch's allocator every time."""
+    out = executor(*inputs, None, None, transformer_options, **kwargs)
+    if like is None or (out.shape, out.dtype) != like[1:]:
+        return out
+    like[0].copy_(out)
+    return like[0]
+
+
 def capture_unsupported() -> str | None:
     """Why this process cannot capture the model call, or None.
 
@@ -123,6 +138,7 @@ class ChunkGraph:
         self.captures = 0
         self.eager_calls = 0
         self.variants: dict = {}
+        self.output_like: dict = {}  # variant key -> (shape, dtype) of its last eager output
         self.layout = None
         self.mode = "per_chunk"  # first call eager, second captured (callers that only reset)
 
@@ -163,22 +179,27 @@ class ChunkGraph:
         eager = self.mode == "eager" or any(v == EAGER for _, v in variant)
         if eager or not (self.enabled and plain and x.is_cuda):
             self.eager_calls += 1
-            return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
-        key = (variant, *((t.shape, t.dtype, t.device) for t in (x, timestep, context)))
+            out = executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
+            if self.enabled and plain and x.is_cuda and isinstance(out, torch.Tensor):  # for a later capture
+                self.output_like[_variant_key(variant, x, timestep, context)] = (out.shape, out.dtype)
+            return out
+        key = _variant_key(variant, x, timestep, context)
         entry = self.variants.setdefault(key, _VariantGraph())
         entry.calls += 1
         if entry.calls == 1 and self.mode == "per_chunk":  # eager: autotuning, cuDNN plans, text K/V, positions
             self.eager_calls += 1
-            return executor(x, timestep, context, None, None, transformer_options, **kwargs)
+            out = executor(x, timestep, context, None, None, transformer_options, **kwargs)
+            self.output_like[key] = (out.shape, out.dtype)
+            return out
         if entry.graph is None:
-            return self._capture_and_run(entry, executor, (x, timestep, context), transformer_options, kwargs)
+            return self._capture_and_run(entry, key, executor, (x, timestep, context), transformer_options, kwargs)
         for static, value in zip(entry.static_inputs, (x, timestep, context)):
             static.copy_(value)
         entry.graph.replay()
         self.replays += 1
         return entry.static_output.clone()
 
-    def _capture_and_run(self, entry: _VariantGraph, executor, inputs, transformer_options, kwargs):
+    def _capture_and_run(self, entry: _VariantGraph, key, executor, inputs, transformer_options, kwargs):
         model = getattr(executor, "class_obj", None)  # ComfyUI's WanModel
         if isinstance(model, torch.nn.Module) and not graphable_block(model, inputs[0].device):
             self.enabled, self.failure = False, "the model's weights move or change per call (low-VRAM loading, weight patches)"
@@ -187,10 +208,12 @@ class ChunkGraph:
             return executor(*inputs, None, None, transformer_options, **kwargs)
         entry.static_inputs = [t.clone() for t in inputs]
         transformer_options = {**transformer_options, BLOCK_GRAPHS_KEY: None}  # no graphs inside this one
+        known = self.output_like.get(key)
+        like = None if known is None else (torch.empty(known[0], dtype=known[1], device=inputs[0].device), *known)
         graph = torch.cuda.CUDAGraph()
         try:
             with time_embedding_on_device(), torch.cuda.graph(graph), capture_guards():
-                entry.static_output = executor(*entry.static_inputs, None, None, transformer_options, **kwargs)
+                entry.static_output = _recorded_output(executor, entry.static_inputs, transformer_options, kwargs, like)
         except Exception as error:  # noqa: BLE001 - any capture failure: run eagerly from now on
             settle_failed_capture(graph, error, entry, self.variants)
             self.enabled, self.failure = False, f"{type(error).__name__}: {error}{_where(error)}"

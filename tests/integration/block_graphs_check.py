@@ -71,6 +71,12 @@ def compare(model, frames, chunk, **options) -> dict:
     }
 
 
+def case(result: dict, name: str, *args, **options) -> None:
+    # a marker on stderr, where PyTorch's allocator prints its warnings: the test counts them per case
+    print(f"CASE {name}", file=sys.stderr, flush=True)
+    result[name] = compare(*args, **options)
+
+
 def main() -> None:
     device = comfy.model_management.get_torch_device()
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
@@ -79,16 +85,16 @@ def main() -> None:
     for dtype in (torch.float32, torch.bfloat16):
         name = str(dtype).removeprefix("torch.")
         base = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("t2v", seed=0), model_options={"dtype": dtype})
-        result[f"growing_dense_{name}"] = compare(base, 25, 2)  # 7 latent frames: chunks of 2, 2, 2, 1
+        case(result, f"growing_dense_{name}", base, 25, 2)  # 7 latent frames: chunks of 2, 2, 2, 1
         if dtype == torch.float32:
-            result["growing_monarch_float32"] = compare(apply_monarch_attention(base, MonarchSettings()), 25, 2)
-            result["rolling_dense_float32"] = compare(base, 41, 2, window=5, sinks=1)  # 11 frames, 6 chunks
+            case(result, "growing_monarch_float32", apply_monarch_attention(base, MonarchSettings()), 25, 2)
+            case(result, "rolling_dense_float32", base, 41, 2, window=5, sinks=1)  # 11 frames, 6 chunks
             # block 0 with a weight function (as a LoRA applied on the fly): it runs eagerly, and block 1's
             # graphs take their input through a copy instead of from block 0's graph
             patched = base.clone()
             patched.get_model_object("diffusion_model").blocks[0].ffn[0].weight_function = [lambda w: w]
             try:
-                result["growing_dense_float32_block0_eager"] = compare(patched, 25, 2)
+                case(result, "growing_dense_float32_block0_eager", patched, 25, 2)
             finally:
                 patched.get_model_object("diffusion_model").blocks[0].ffn[0].weight_function = []
             # a hook that reads a number back to the host in block 1 (as some patches do): every capture
@@ -96,8 +102,8 @@ def main() -> None:
             ffn = base.get_model_object("diffusion_model").blocks[1].ffn
             hook = ffn.register_forward_hook(lambda module, args, out: out.abs().max().item() and None)
             try:
-                result["growing_dense_float32_sync_in_block"] = compare(base, 25, 2)
-                result["rolling_dense_float32_sync_in_block"] = compare(base, 41, 2, window=5, sinks=1)
+                case(result, "growing_dense_float32_sync_in_block", base, 25, 2)
+                case(result, "rolling_dense_float32_sync_in_block", base, 41, 2, window=5, sinks=1)
             finally:
                 hook.remove()
     print("RESULT " + json.dumps(result), flush=True)
