@@ -3,7 +3,8 @@
 The tuner stores its choices in ``~/.cache/comfyui-realtimevideo/monarch_autotune.json`` (or
 ``$RTV_CACHE_DIR``); benchmark runs on the lent GPU bring that file back. This merges such files into
 ``kernels/monarch/shipped_choices.json``, newest file last, and drops an entry when another one differs
-from it only by a newer kernel revision (``rev=N``: the kernel it named is gone).
+from it only by a newer kernel revision (``rev=N``: the kernel it named is gone), or when its kernel's
+keys carry revisions and it has none.
 
     python tools/ship_monarch_choices.py path/to/monarch_autotune.json [more.json ...]
 """
@@ -27,7 +28,13 @@ from rtv.kernels.monarch.autotune_cache import CACHE_FORMAT, SHIPPED_CHOICES_PAT
 _REVISION = re.compile(r"rev=(\d+)")
 
 
+REVISED_KINDS = ("stage1", "refine")
+"""Kernels whose tune keys carry a revision; an entry of theirs without one predates it."""
+
+
 def newest_revisions(entries: dict) -> dict:
+    entries = {key: value for key, value in entries.items()
+               if key.split("|")[2] not in REVISED_KINDS or _REVISION.search(key)}  # fmt: skip
     newest: dict[str, int] = {}
     for key in entries:
         match = _REVISION.search(key)
