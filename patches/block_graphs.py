@@ -215,7 +215,7 @@ class BlockGraphs:
                     body()
                 graph.capture_end()
             except BaseException as error:
-                with contextlib.suppress(Exception):  # ended already, or invalidated: the first error is the one to report
+                with contextlib.suppress(Exception):  # ended, or invalidated: report the first error
                     graph.capture_end()
                 settle_failed_capture(graph, error, self._shapes)
                 raise

@@ -202,7 +202,8 @@ class ChunkGraph:
     def _capture_and_run(self, entry: _VariantGraph, key, executor, inputs, transformer_options, kwargs):
         model = getattr(executor, "class_obj", None)  # ComfyUI's WanModel
         if isinstance(model, torch.nn.Module) and not graphable_block(model, inputs[0].device):
-            self.enabled, self.failure = False, "the model's weights move or change per call (low-VRAM loading, weight patches)"
+            self.enabled = False
+            self.failure = "the model's weights move or change per call (low-VRAM loading, weight patches)"
             log.warning("[RTV] CUDA graphs off for this run: %s", self.failure)
             self.eager_calls += 1
             return executor(*inputs, None, None, transformer_options, **kwargs)
@@ -213,7 +214,9 @@ class ChunkGraph:
         graph = torch.cuda.CUDAGraph()
         try:
             with time_embedding_on_device(), torch.cuda.graph(graph), capture_guards():
-                entry.static_output = _recorded_output(executor, entry.static_inputs, transformer_options, kwargs, like)
+                entry.static_output = _recorded_output(
+                    executor, entry.static_inputs, transformer_options, kwargs, like
+                )
         except Exception as error:  # noqa: BLE001 - any capture failure: run eagerly from now on
             settle_failed_capture(graph, error, entry, self.variants)
             self.enabled, self.failure = False, f"{type(error).__name__}: {error}{_where(error)}"
