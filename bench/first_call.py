@@ -2,8 +2,9 @@
 
 Each case runs in a fresh Python process with an empty Triton cache (``TRITON_CACHE_DIR``), an
 empty tuning cache (``RTV_CACHE_DIR``) and the pack's shipped choices off, as on a fresh install on a
-GPU model they were not measured on: its first call compiles every candidate kernel and times them, the second call finds the choices and only launches. A case that
-outlives ``--timeout`` is recorded as such. Prints a table; writes JSON (device, versions, seconds).
+GPU model they were not measured on: its first call compiles every candidate kernel and times them,
+the second call finds the choices and only launches. A case that outlives ``--timeout`` is recorded
+as such. Prints a table; writes JSON (device, versions, seconds).
 
     python bench/first_call.py --out bench/results/monarch_first_call_tuning_<gpu>.json
     python bench/first_call.py --cases full_480p:plain --out /tmp/first.json
@@ -100,7 +101,8 @@ def main() -> None:
     from attention import versions  # noqa: PLC0415 - loads the pack; the children import it again
     from monarch_ab import SETTINGS  # noqa: PLC0415 - the settings every Monarch benchmark names
 
-    result = {"versions": versions(), "compile_threads": os.environ.get("RTV_MONARCH_COMPILE_THREADS"), "cases": {}}
+    threads = os.environ.get("RTV_MONARCH_COMPILE_THREADS")
+    result = {"versions": versions(), "compile_threads": threads, "cases": {}}
     print(f"{'shape':11s} {'setting':13s} {'first call s':>13s} {'second call s':>14s}", flush=True)
     for case in args.cases.split(","):
         shape, setting = case.split(":")
