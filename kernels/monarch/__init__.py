@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from .extra_keys import check_extra
 from .reference import (
     EXACT_LOCAL_OFF,
     MonarchLayout,
@@ -47,7 +48,7 @@ _TRITON_MODULE_PREFIX = "triton_"
 class MonarchBackend:
     """A fast implementation with the same meaning as the reference.
 
-    ``run(q, k, v, layout, iterations=..., scale=..., exact_local=...)`` returns the output in q's
+    ``run(q, k, v, layout, iterations=..., scale=..., exact_local=..., extra_k=..., extra_v=...)`` returns the output in q's
     dtype. ``unsupported(q, k, v, layout, iterations, exact_local)`` returns None when the backend
     can serve the call, else a short reason (shown to users who force this backend).
     """
@@ -138,6 +139,8 @@ def monarch_attention(
     scale: float | None = None,
     backend: str = "auto",
     exact_local: int = EXACT_LOCAL_OFF,
+    extra_k: Tensor | None = None,
+    extra_v: Tensor | None = None,
 ) -> Tensor:
     """Attention over video tokens with the attention matrix approximated by a tiled Monarch matrix.
 
@@ -156,6 +159,8 @@ def monarch_attention(
         exact_local: -1 off; r >= 0 attends the key tiles within r tile-frames of the query's own
             tile-frame exactly and merges them with the Monarch part by log-sum-exp
             (``monarch_attention_reference`` documents the derivation).
+        extra_k, extra_v: ``[B, H, Ne, D]`` keys outside the grid (text tokens of a joint attention,
+            reference or guide frames), attended exactly by every query and merged the same way.
 
     Returns:
         ``[B, H, Nq, D]`` in q's dtype, computed in float32 (float64 for float64 inputs).
@@ -166,9 +171,11 @@ def monarch_attention(
     layout = monarch_layout(
         grid, q.shape[-2], k.shape[-2], tile_frames=tile_frames, h_split=h_split, w_split=w_split
     )
+    check_extra(q, extra_k, extra_v)
     fast = _pick_backend(backend, q, k, v, layout, iterations, exact_local)
     if fast is not None:
-        return fast.run(q, k, v, layout, iterations=iterations, scale=scale, exact_local=exact_local)
+        return fast.run(q, k, v, layout, iterations=iterations, scale=scale, exact_local=exact_local,
+                        extra_k=extra_k, extra_v=extra_v)  # fmt: skip
     return monarch_attention_reference(
         q,
         k,
@@ -180,4 +187,6 @@ def monarch_attention(
         iterations=iterations,
         scale=scale,
         exact_local=exact_local,
+        extra_k=extra_k,
+        extra_v=extra_v,
     )

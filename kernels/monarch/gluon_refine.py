@@ -171,7 +171,7 @@ if HAS_GLUON:
             if HAS_LOCAL:  # summary keys of the key tiles attended exactly: no Monarch mass
                 group = query_group_offset + query_tile_first + m
                 lo = gl.maximum(group - exact_local, 0) * b1
-                hi = gl.minimum(group + exact_local + 1, key_tiles) * b1
+                hi = gl.maximum(gl.minimum(group + exact_local + 1, key_tiles) * b1, lo)  # empty at exact_local -1
                 seeded = l_valid & (PART == 0)  # the exact local part seeds the first part's statistics
                 m_l = gl.load(LOCAL_LSE + column * b1 + ls, mask=seeded, other=FINITE_FLOOR)
                 sum_l = gl.where(seeded, 1.0, 0.0)
@@ -346,18 +346,21 @@ if HAS_GLUON:
 
 
 
-def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float):
+def launcher(q: Tensor, layout, query_tile_first: int, tiles: int, exact_local: int, qk_scale: float,
+             has_local: bool | None = None):  # fmt: skip
     """Refine of query tiles ``[query_tile_first, + tiles)``, planned once per call shape. The returned
-    function takes ``(q, aL, cL, local_lse, aR)`` in ``triton_monarch``'s scratch layouts."""
+    function takes ``(q, aL, cL, local_lse, aR)`` in ``triton_monarch``'s scratch layouts. ``has_local``
+    (default: ``exact_local >= 0``): an exact part seeds the statistics (local tiles and/or extra keys)."""
     batch, heads, _, head_dim = q.shape
     columns = tiles * layout.b2 * batch * heads
     ctas = min(columns, torch.cuda.get_device_properties(q.device).multi_processor_count)
     kernel = gluon_refine_kernel[(ctas, 1)]  # persistent: one CTA per SM (its shared memory is the SM's)
     scalars = (
         q.stride(0), q.stride(1), q.stride(2), batch * heads, heads, query_tile_first, tiles, layout.key_tiles, layout.b1,
-        layout.b2, layout.query_group_offset, max(exact_local, 0), qk_scale,
+        layout.b2, layout.query_group_offset, exact_local, qk_scale,
     )  # fmt: skip
-    blocks = dict(HEAD_DIM=head_dim, BUFFERS=buffers_that_fit(head_dim), HAS_LOCAL=exact_local >= 0, num_warps=4)
+    has_local = exact_local >= 0 if has_local is None else has_local
+    blocks = dict(HEAD_DIM=head_dim, BUFFERS=buffers_that_fit(head_dim), HAS_LOCAL=has_local, num_warps=4)
 
     def launch(q: Tensor, aL: Tensor, cL: Tensor, local_lse: Tensor, aR: Tensor) -> None:
         g, chunk_tiles, b2, nk, d = aL.shape

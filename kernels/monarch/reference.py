@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .extra_keys import check_extra, extra_attention, merge_into
+
 DEFAULT_MAX_CHUNK_ELEMENTS = 1 << 25
 """Numbers per intermediate tensor of one chunk (128 MiB in float32); bounds peak memory."""
 
@@ -395,12 +397,19 @@ def monarch_attention_reference(
     iterations: int = 1,
     scale: float | None = None,
     exact_local: int = EXACT_LOCAL_OFF,
+    extra_k: Tensor | None = None,
+    extra_v: Tensor | None = None,
     max_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS,
 ) -> Tensor:
     """Tiled Monarch attention in torch (float32, or float64 for float64 inputs).
 
     Arguments are those of :func:`monarch_attention` (q ``[B, H, Nq, D]``, k, v ``[B, H, Nk, D]``),
     plus ``max_chunk_elements`` to bound the size of each intermediate.
+
+    **Extra keys** (``extra_k``, ``extra_v`` ``[B, H, Ne, D]``: keys outside the grid) are attended
+    exactly by every query, like local tiles: their dense output and log-mass join the same
+    log-sum-exp merge (``extra_keys.py``). With them and ``exact_local`` -1 the local part is the
+    extra keys alone.
 
     **Exact local tiles** (``exact_local = r >= 0``): for a query tile in tile-frame group ``a``,
     the key tiles of groups ``a-r .. a+r`` are attended exactly; the others by Monarch.
@@ -428,6 +437,7 @@ def monarch_attention_reference(
         grid, q.shape[-2], k.shape[-2], tile_frames=tile_frames, h_split=h_split, w_split=w_split
     )
     _check_tensors(q, k, v)
+    check_extra(q, extra_k, extra_v)
     if int(iterations) != iterations or iterations < 1:
         raise ValueError(f"Monarch attention: iterations must be an int >= 1, got {iterations!r}")
     if int(exact_local) != exact_local or exact_local < EXACT_LOCAL_OFF:
@@ -445,6 +455,9 @@ def monarch_attention_reference(
     Qt = to_tiles((q.to(compute_dtype) * scale).reshape(groups, -1, head_dim), layout)
     Kt = to_tiles(k.to(compute_dtype).reshape(groups, -1, head_dim), layout)
     Vt = to_tiles(v.to(compute_dtype).reshape(groups, -1, v.shape[-1]), layout)
+    if extra_k is not None:
+        Ke = extra_k.to(compute_dtype).reshape(groups, -1, head_dim)
+        Ve = extra_v.to(compute_dtype).reshape(groups, -1, extra_v.shape[-1])
 
     b1, b2 = layout.b1, layout.b2
     cost_per_pair = layout.key_tiles * b1 * b2 * max(head_dim, v.shape[-1], b1, b2)
@@ -459,11 +472,20 @@ def monarch_attention_reference(
         for m0 in range(0, layout.query_tiles, chunk_tiles):
             count = min(chunk_tiles, layout.query_tiles - m0)
             Q = Qt[gs, m0 : m0 + count]
-            if exact_local < 0:
+            extra = None
+            if extra_k is not None:  # Q is already scaled; [g, m, b1, b2, ...] against [g, Ne, D]
+                extra = extra_attention(Q, Ke[gs, None, None], Ve[gs, None, None], 1.0)
+            if exact_local < 0 and extra is None:
                 out[gs, m0 : m0 + count] = monarch_chunk(Q, Kt[gs], Vt[gs], iterations)
                 continue
-            mask = local_tile_mask(layout, m0, count, exact_local)
-            local_out, local_lse = exact_local_attention(Q, Kt[gs], Vt[gs], layout, m0, exact_local)
+            mask = local_tile_mask(layout, m0, count, max(exact_local, 0))
+            if exact_local < 0:
+                mask.zero_()
+                local_out, local_lse = extra
+            else:
+                local_out, local_lse = exact_local_attention(Q, Kt[gs], Vt[gs], layout, m0, exact_local)
+                if extra is not None:
+                    merge_into(local_out, local_lse, *extra)
             if bool(mask.all()):  # every key tile is local: this is dense attention
                 out[gs, m0 : m0 + count] = local_out
             else:

@@ -34,7 +34,8 @@ from torch import Tensor
 
 from . import MonarchBackend, cudnn_local, gluon_refine, gluon_stage1, register_backend
 from .autotune_cache import Config, pick_config
-from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout
+from .extra_keys import extra_attention, merge_into
+from .reference import EXACT_LOCAL_OFF, MonarchLayout, monarch_layout, to_tiles
 from .scratch_plan import SCRATCH_ENV, chunk_bounds, head_slices, query_tiles_per_chunk, scratch_budget_bytes
 from .triton_local import monarch_local_kernel
 from .triton_stage1 import monarch_stage1_kernel
@@ -304,6 +305,8 @@ class _Plan:
     qk_scale: float
     exact_local: int
     poison_scratch: bool
+    extra_k: Tensor | None = None
+    extra_v: Tensor | None = None
 
     @property
     def groups(self) -> int:
@@ -314,8 +317,13 @@ class _Plan:
         return self.q.shape[-1]
 
     @property
-    def has_local(self) -> bool:
+    def has_local_tiles(self) -> bool:
         return self.exact_local >= 0
+
+    @property
+    def has_local(self) -> bool:
+        """An exact part seeds stage 2's statistics: local tiles, keys outside the grid, or both."""
+        return self.exact_local >= 0 or self.extra_k is not None
 
     @property
     def key_rows(self) -> int:
@@ -409,6 +417,23 @@ Launcher = Callable[[_Plan, _Chunk], None]
 launches (the few-step causal sampler pays host time per attention call, bench/host_probe.py)."""
 
 
+def _launch_extra(plan: _Plan, chunk: _Chunk) -> None:
+    """The keys outside the grid, attended exactly by the chunk's queries, merged into (or, without
+    local tiles, written as) the chunk's exact part (``extra_keys.py``; torch, a small share of a call:
+    a few hundred text tokens against the video's)."""
+    lay, g, d = plan.layout, plan.groups, plan.head_dim
+    queries = to_tiles(plan.q.flatten(0, 1), lay)[:, chunk.first_tile : chunk.first_tile + chunk.tiles]
+    keys = plan.extra_k.flatten(0, 1)[:, None, None]  # [g, 1, 1, Ne, D] against [g, tiles, b1, b2, D]
+    values = plan.extra_v.flatten(0, 1)[:, None, None]
+    out, lse = extra_attention(queries, keys, values, plan.qk_scale / LOG2E)
+    out, lse = out.transpose(2, 3), lse.transpose(2, 3) * LOG2E  # stage 2's [g, tiles, b2, b1] order, log2
+    if plan.has_local_tiles:
+        merge_into(chunk.local_out, chunk.local_lse, out, lse, base2=True)
+    else:
+        chunk.local_out.copy_(out.reshape(g, chunk.tiles, lay.b2, lay.b1, d))
+        chunk.local_lse.copy_(lse)
+
+
 def _local_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
     return functools.partial(_launch_local, config=config)
 
@@ -432,7 +457,7 @@ def _stage1_launcher(plan: _Plan, chunk: _Chunk, config: Config, *, first: bool,
         lay.query_group_offset, max(plan.exact_local, 0), plan.qk_scale,
     )  # fmt: skip
     one_block = config["BLOCK_I"] + config.get("BLOCK_I2", 0) >= lay.b2
-    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local, ONE_I_BLOCK=one_block,
+    blocks = dict(FIRST=first, FINAL=final, HAS_LOCAL=plan.has_local_tiles, ONE_I_BLOCK=one_block,
                   **plan.constexprs(), **{"BLOCK_I2": 0, **config})  # fmt: skip
     blocks.pop("HALF_D", None)
     if config.get("HALF_D") and one_block and plan.head_dim >= 2 * MIN_BLOCK:
@@ -451,7 +476,7 @@ def _stage2_args(plan: _Plan, chunk: _Chunk) -> tuple:
     lay = plan.layout
     return (
         *chunk.tile_args(plan), lay.key_tiles, lay.b1, lay.b2, *geometry_args(lay),
-        lay.query_group_offset, lay.key_groups, max(plan.exact_local, 0), plan.qk_scale,
+        lay.query_group_offset, lay.key_groups, plan.exact_local, plan.qk_scale,  # -1: no local range
     )  # fmt: skip
 
 
@@ -473,7 +498,7 @@ def _stage2_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
 def _refine_launcher(plan: _Plan, chunk: _Chunk, config: Config) -> Launcher:
     if config.get("impl") == "gluon":
         gluon = gluon_refine.launcher(plan.q, plan.layout, chunk.first_tile, chunk.tiles, plan.exact_local,
-                                      plan.qk_scale)  # fmt: skip
+                                      plan.qk_scale, has_local=plan.has_local)  # fmt: skip
 
         def launch_gluon(plan: _Plan, chunk: _Chunk) -> None:
             gluon(plan.q, chunk.aL, chunk.cL, chunk.local_lse, chunk.aR)
@@ -500,21 +525,26 @@ def monarch_forward_into(
     scale: float | None = None,
     exact_local: int = EXACT_LOCAL_OFF,
     poison_scratch: bool = False,
+    extra_k: Tensor | None = None,
+    extra_v: Tensor | None = None,
 ) -> Tensor:
     """Write Monarch attention of q ``[B, H, Nq, D]`` against k, v into ``out`` (same shape as q).
 
     ``poison_scratch`` fills the intermediates with NaN first (tests: every value read was written).
+    ``extra_k``, ``extra_v``: keys outside the grid, attended exactly (``monarch_attention``).
     """
     q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     slices = _head_slices(q, layout, iterations)
     if len(slices) == 1:  # the common case takes the tensors as they are (no views to build per call)
-        _forward_heads(_Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch), iterations)
+        plan = _Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch, extra_k, extra_v)
+        _forward_heads(plan, iterations)
         return out
     for h in slices:
         # Head slices are views: the kernels take strides, so no copies.
+        extra = (None, None) if extra_k is None else (extra_k[:, h], extra_v[:, h])
         plan = _Plan(
-            q[:, h], k[:, h], v[:, h], out[:, h], layout, scale * LOG2E, int(exact_local), poison_scratch
+            q[:, h], k[:, h], v[:, h], out[:, h], layout, scale * LOG2E, int(exact_local), poison_scratch, *extra
         )
         _forward_heads(plan, iterations)
     return out
@@ -559,14 +589,17 @@ MAX_RECIPES = 512
 
 def _recipe_key(plan: _Plan, iterations: int) -> tuple:
     q, k, v, out = plan.q, plan.k, plan.v, plan.out
+    extra = None if plan.extra_k is None else (plan.extra_k.shape, plan.extra_v.shape)
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), out.stride(), q.dtype, q.device, plan.layout,
-            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV))  # fmt: skip
+            plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV), extra)  # fmt: skip
 
 
 def _forward_heads(plan: _Plan, iterations: int) -> None:
     key = _recipe_key(plan, iterations)
     recipe = _recipes.get(key)
-    if recipe is not None and all(_chosen.get(s.tune_key) is s.config for _, _, steps in recipe for s in steps):
+    if recipe is not None and all(
+        not s.tune_key or _chosen.get(s.tune_key) is s.config for _, _, steps in recipe for s in steps
+    ):
         try:
             for first_tile, tiles, steps in recipe:
                 chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
@@ -607,16 +640,19 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
     for first_tile, tiles in chunk_bounds(lay.query_tiles, chunk_tiles):
         chunk = _Chunk.allocate(plan, first_tile, tiles, iterations)
         steps = []
-        if plan.has_local:
+        if plan.has_local_tiles:
             candidates = LOCAL_CANDIDATES + ([CUDNN_LOCAL] if cudnn_local.serves(q, lay) else [])
             # cuDNN's fixed cost (window gathers) only pays off for enough query tiles per launch
             key = _tune_key(q, "local", d=head_dim, b1=lay.b1, b2=lay.b2, cudnn=CUDNN_LOCAL in candidates,
                             tiles=_next_pow2(chunk.tiles))  # fmt: skip
             steps.append(_tuned_step(key, candidates, _local_launcher, plan, chunk))
+        if plan.extra_k is not None:
+            steps.append(_Step("", {}, _launch_extra))
+            _launch_extra(plan, chunk)
         for iteration in range(iterations):
             first, final = iteration == 0, iteration == iterations - 1
             key = _tune_key(
-                q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local,
+                q, "stage1", d=head_dim, b2=lay.b2, first=first, final=final, local=plan.has_local_tiles,
                 rev=STAGE1_REVISION, work=_work_bucket(_cdiv(chunk.tiles * lay.b2, 64) * plan.key_rows * plan.groups),
             )
             stage1 = functools.partial(_stage1_launcher, first=first, final=final)
@@ -645,7 +681,7 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
 OP_NAME = "rtv_monarch::forward"
 OP_SCHEMA = (
     "(Tensor q, Tensor k, Tensor v, int frames, int height, int width, int tile_frames, int h_split, "
-    "int w_split, int iterations, float scale, int exact_local) -> Tensor"
+    "int w_split, int iterations, float scale, int exact_local, Tensor? extra_k=None, Tensor? extra_v=None) -> Tensor"
 )
 
 
@@ -662,6 +698,8 @@ def _forward(
     iterations: int,
     scale: float,
     exact_local: int,
+    extra_k: Tensor | None = None,
+    extra_v: Tensor | None = None,
 ) -> Tensor:
     layout = monarch_layout(
         (frames, height, width),
@@ -673,7 +711,8 @@ def _forward(
     )
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     return monarch_forward_into(
-        out, q, k, v, layout, iterations=iterations, scale=scale, exact_local=exact_local
+        out, q, k, v, layout, iterations=iterations, scale=scale, exact_local=exact_local, extra_k=extra_k,
+        extra_v=extra_v,
     )
 
 
@@ -705,6 +744,8 @@ def run(
     iterations: int = 1,
     scale: float | None = None,
     exact_local: int = EXACT_LOCAL_OFF,
+    extra_k: Tensor | None = None,
+    extra_v: Tensor | None = None,
 ) -> Tensor:
     """Backend entry used by ``monarch_attention``: the opaque op under torch.compile, else its
     implementation directly (the op's dispatch costs host time on every call, and eager callers
@@ -716,10 +757,10 @@ def run(
         b, h, n, d = q.shape
         out = torch.empty((b, n, h, d), dtype=q.dtype, device=q.device).transpose(1, 2)
         return monarch_forward_into(out, q, k, v, layout, iterations=int(iterations), scale=scale,
-                                    exact_local=int(exact_local))  # fmt: skip
+                                    exact_local=int(exact_local), extra_k=extra_k, extra_v=extra_v)  # fmt: skip
     return monarch_forward_op(
         q, k, v, layout.frames, layout.height, layout.width, layout.tile_frames, layout.h_split,
-        layout.w_split, int(iterations), scale, int(exact_local),
+        layout.w_split, int(iterations), scale, int(exact_local), extra_k, extra_v,
     )  # fmt: skip
 
 

@@ -221,11 +221,12 @@ def _local_c_range(
     b1,
     HAS_LOCAL: tl.constexpr,
 ):
-    """``[lo, hi)`` of ``c`` attended exactly (empty without exact local tiles)."""
+    """``[lo, hi)`` of ``c`` attended exactly (empty without exact local tiles: ``exact_local`` -1 with
+    an exact part of extra keys only)."""
     if HAS_LOCAL:
         group = query_group_offset + (query_tile_first + m) // tiles_per_group
         lo = tl.maximum(group - exact_local, 0) * tiles_per_group * b1
-        hi = tl.minimum(group + exact_local + 1, key_groups) * tiles_per_group * b1
+        hi = tl.maximum(tl.minimum(group + exact_local + 1, key_groups) * tiles_per_group * b1, lo)
     else:
         lo = 0
         hi = 0

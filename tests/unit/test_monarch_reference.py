@@ -106,8 +106,9 @@ def joint_softmax(x, dims):
     return (x - torch.logsumexp(x, dim=dims, keepdim=True)).exp()
 
 
-def literal_tiled_monarch(q, k, v, grid, tile_frames, h_split, w_split, T, exact_local=-1):
-    """One head: q [Nq, d] (already scaled), k, v [N, d]. The blog's einsums, verbatim."""
+def literal_tiled_monarch(q, k, v, grid, tile_frames, h_split, w_split, T, exact_local=-1, extra_k=None, extra_v=None):
+    """One head: q [Nq, d] (already scaled), k, v [N, d]. The blog's einsums, verbatim; keys outside
+    the grid (``extra_k``, ``extra_v`` [Ne, d]) join every joint softmax with their exact logits."""
     frames = grid[0]
     query_frames = q.shape[0] // (grid[1] * grid[2])
     k_idx = tile_token_index(grid, tile_frames, h_split, w_split, frames)
@@ -126,6 +127,15 @@ def literal_tiled_monarch(q, k, v, grid, tile_frames, h_split, w_split, T, exact
         ~local[:, :, None, None, None, None], -math.inf
     )
 
+    extra_logits = torch.full((M, b1, b2, 1), -math.inf, dtype=q.dtype)  # (m, l, j, e)
+    if extra_k is not None:
+        extra_logits = torch.einsum("mljv,ev->mlje", Q, extra_k)
+        extra_v = torch.cat([extra_v, torch.zeros_like(extra_v[:1])])  # a zero value for the -inf column
+        extra_logits = torch.cat([extra_logits, torch.full_like(extra_logits[..., :1], -math.inf)], dim=-1)
+    else:
+        extra_v = torch.zeros(1, v.shape[-1], dtype=v.dtype)
+    extra_mass = torch.logsumexp(extra_logits, dim=-1).transpose(1, 2)  # (m, j, l)
+
     L = torch.eye(b1, dtype=q.dtype).expand(M, Nt, b2, b1, b1)  # (m,n,j,k,l)
     for _ in range(T):
         aR = torch.einsum("mnjkl,mljv->mnkjv", L, Q)
@@ -140,30 +150,26 @@ def literal_tiled_monarch(q, k, v, grid, tile_frames, h_split, w_split, T, exact
         log_norm = torch.logaddexp(
             torch.logsumexp(logits, dim=(1, 3)), torch.logsumexp(dense_logits, dim=(1, 3, 5))
         )  # (m, j, l)
+        log_norm = torch.logaddexp(log_norm, extra_mass)
         L = (logits - log_norm[:, None, :, None, :]).exp()  # softmax jointly over (n, k) [+ local keys]
     P = (dense_logits - log_norm[:, None, :, None, :, None]).exp()
     Y = torch.einsum("mnkji,nkiv->mnjkv", R, V)
     Z = torch.einsum("mnjkl,mnjkv->mljv", L, Y) + torch.einsum("mnjkli,nkiv->mljv", P, V)
+    Z = Z + torch.einsum("mlje,ev->mljv", (extra_logits - log_norm.transpose(1, 2)[..., None]).exp(), extra_v)
     out = torch.empty_like(q)
     out[q_idx.reshape(-1)] = Z.reshape(-1, q.shape[-1])
     return out
 
 
-def literal(q, k, v, grid, *, tile_frames=1, h_split=1, w_split=1, iterations=1, exact_local=-1):
+def literal(q, k, v, grid, *, tile_frames=1, h_split=1, w_split=1, iterations=1, exact_local=-1, extra_k=None,
+            extra_v=None):  # fmt: skip
     scale = q.shape[-1] ** -0.5
     out = torch.empty_like(q)
     for b in range(q.shape[0]):
         for h in range(q.shape[1]):
+            extra = {} if extra_k is None else {"extra_k": extra_k[b, h], "extra_v": extra_v[b, h]}
             out[b, h] = literal_tiled_monarch(
-                q[b, h] * scale,
-                k[b, h],
-                v[b, h],
-                grid,
-                tile_frames,
-                h_split,
-                w_split,
-                iterations,
-                exact_local,
+                q[b, h] * scale, k[b, h], v[b, h], grid, tile_frames, h_split, w_split, iterations, exact_local, **extra
             )
     return out
 
@@ -400,3 +406,78 @@ def test_exact_local_lowers_the_error_on_structured_inputs(iterations, query_fra
         for r in (-1, 0, 1)
     ]
     assert errors[0] > errors[1] > errors[2]
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Keys outside the grid (text tokens of a joint attention, reference or guide frames).
+# --------------------------------------------------------------------------------------------
+
+
+def extra_keys(q, count=5, seed=11, strength=1.5):
+    """Keys aligned with some queries (so they take real mass) and random values."""
+    gen = torch.Generator().manual_seed(seed)
+    b, h, n, d = q.shape
+    picks = torch.randint(0, n, (count,), generator=gen)
+    extra_k = strength * q[:, :, picks] + torch.randn(b, h, count, d, generator=gen, dtype=q.dtype)
+    return extra_k, 3.0 * torch.randn(b, h, count, d, generator=gen, dtype=q.dtype)
+
+
+@pytest.mark.parametrize(
+    "grid,tiling,exact_local",
+    [((4, 6, 8), dict(), -1), ((4, 6, 8), dict(), 0), ((4, 6, 8), dict(h_split=2, w_split=2), 1),
+     ((4, 6, 8), dict(tile_frames=2), -1)],
+    ids=str,
+)  # fmt: skip
+@pytest.mark.parametrize("iterations", [1, 2])
+@pytest.mark.parametrize("chunk", [False, True], ids=["full", "chunk"])
+def test_extra_keys_match_literal_joint_softmax(grid, tiling, exact_local, iterations, chunk):
+    query_frames = tiling.get("tile_frames", 1) if chunk else None
+    q, k, v = structured_qkv(grid, query_frames, seed=9)
+    extra_k, extra_v = extra_keys(q)
+    settings = dict(iterations=iterations, exact_local=exact_local, **tiling)
+    out = monarch_attention(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, **settings)
+    expected = literal(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, **settings)
+    torch.testing.assert_close(out, expected, atol=EXACT_ATOL, rtol=0)
+    assert rel_l2(out, monarch_attention(q, k, v, grid, **settings)) > 1e-2  # the extras carry mass
+
+
+@pytest.mark.parametrize("exact_local", [-1, 1])
+@pytest.mark.parametrize("query_frames", [None, 2], ids=["full", "chunk"])
+def test_extra_keys_with_exact_tiles_are_dense_attention_over_all_keys(exact_local, query_frames):
+    """One row per tile (Monarch exact) or every tile local: dense attention over grid and extra keys."""
+    q, k, v = structured_qkv(GRID, query_frames)
+    extra_k, extra_v = extra_keys(q, count=4)
+    expected = dense(q, torch.cat([k, extra_k], dim=2), torch.cat([v, extra_v], dim=2))
+    tiling = dict(h_split=GRID[1]) if exact_local < 0 else dict(h_split=2, exact_local=GRID[0])
+    out = monarch_attention(q, k, v, GRID, iterations=2, extra_k=extra_k, extra_v=extra_v, **tiling)
+    torch.testing.assert_close(out, expected, atol=EXACT_ATOL, rtol=0)
+
+
+def test_extra_keys_in_small_pieces(monkeypatch):
+    """The extras' dense attention goes in pieces of bounded size: same result."""
+    from rtv.kernels.monarch import extra_keys as extra_module
+
+    q, k, v = structured_qkv(GRID)
+    extra_k, extra_v = extra_keys(q)
+    whole = monarch_attention(q, k, v, GRID, exact_local=0, extra_k=extra_k, extra_v=extra_v)
+    monkeypatch.setattr(extra_module, "MAX_LOGITS", 7)
+    pieces = monarch_attention(q, k, v, GRID, exact_local=0, extra_k=extra_k, extra_v=extra_v)
+    torch.testing.assert_close(pieces, whole, atol=EXACT_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "extra,words",
+    [((True, False), "come together"), ((torch.zeros(1, 2, 3, 5), None), "head_dim"),
+     ((torch.zeros(1, 2, 3, 16), torch.zeros(1, 2, 4, 16)), "must match"),
+     ((torch.zeros(1, 2, 0, 16), torch.zeros(1, 2, 0, 16)), "no tokens")],
+    ids=["one_missing", "head_dim", "tokens", "empty"],
+)  # fmt: skip
+def test_bad_extra_keys_say_what_is_wrong(extra, words):
+    q, k, v = structured_qkv(GRID)
+    extra_k, extra_v = extra
+    if extra_k is True:
+        extra_k, extra_v = torch.zeros(1, 2, 3, 16), None
+    if extra_v is None and words != "come together":
+        extra_v = torch.zeros(1, 2, 3, 5)
+    with pytest.raises(ValueError, match=words):
+        monarch_attention(q, k, v, GRID, extra_k=extra_k, extra_v=extra_v)

@@ -605,3 +605,50 @@ def test_autotune_result_is_stored_on_disk_and_reused(monkeypatch, tmp_path):
         triton_monarch.triton.testing, "do_bench", lambda *a, **kw: pytest.fail("re-tuned a stored key")
     )
     check(q, k, v, SMALL_GRID)
+
+
+# --------------------------------------------------------------------------------------------
+# Keys outside the grid (HunyuanVideo's text tokens, reference or guide frames)
+# --------------------------------------------------------------------------------------------
+
+EXTRA_CASES = {
+    "plain": ((6, 6, 10), None, {}, torch.bfloat16, 64),
+    "local1": ((6, 6, 10), None, {"exact_local": 1}, torch.bfloat16, 64),
+    "chunk-it2": ((6, 6, 10), 2, {"iterations": 2}, torch.bfloat16, 64),
+    "chunk-it2-local0": ((6, 6, 10), 2, {"iterations": 2, "exact_local": 0}, torch.bfloat16, 64),
+    "tiles-it3": ((6, 6, 10), None, {"h_split": 2, "w_split": 2, "iterations": 3}, torch.bfloat16, 64),
+    "gluon-52-it2": ((4, 6, 52), None, {"iterations": 2}, torch.bfloat16, 128),
+    "gluon-52-local1": ((4, 6, 52), None, {"exact_local": 1}, torch.bfloat16, 128),
+    "fp16-it2": ((6, 6, 10), None, {"iterations": 2}, torch.float16, 64),
+    "fp32-local0": ((6, 6, 10), None, {"exact_local": 0}, torch.float32, 64),
+    "fp32-it2": ((6, 6, 10), None, {"iterations": 2}, torch.float32, 64),
+}
+
+
+@pytest.mark.parametrize("case", list(EXTRA_CASES))
+def test_extra_keys_match_reference(case):
+    """Keys outside the grid merged into the exact part: every path (no local tiles, local tiles,
+    refine, Gluon at 52 columns) within the tolerance, every output written, and the extras matter
+    (the output moves away from the call without them)."""
+    grid, query, settings, dtype, head_dim = EXTRA_CASES[case]
+    q, k, v = structured_qkv(grid, query, head_dim=head_dim, dtype=dtype, seed=31)
+    gen = torch.Generator().manual_seed(32)
+    extra_k = (2.0 * torch.randn(*q.shape[:2], 7, head_dim, generator=gen)).to("cuda", dtype)
+    extra_v = (4.0 * torch.randn(*q.shape[:2], 7, head_dim, generator=gen)).to("cuda", dtype)
+    check(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, **settings)
+    without = reference(q, k, v, grid, **settings)
+    with_extra = reference(q, k, v, grid, extra_k=extra_k.float(), extra_v=extra_v.float(), **settings)
+    assert relative_l2(with_extra, without) > 20 * TOLERANCE[dtype]
+
+
+def test_extra_keys_through_the_public_entry_and_the_opaque_op():
+    """``monarch_attention(..., extra_k=, extra_v=)`` on CUDA takes Triton, eager and under torch.compile."""
+    grid = (6, 6, 10)
+    q, k, v = structured_qkv(grid, heads=2, seed=33)
+    extra_k, extra_v = (torch.randn(1, 2, 5, 64, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    ref = reference(q, k, v, grid, exact_local=1, extra_k=extra_k.float(), extra_v=extra_v.float())
+    eager = monarch_attention(q, k, v, grid, exact_local=1, extra_k=extra_k, extra_v=extra_v)
+    compiled = torch.compile(
+        lambda q, k, v, ek, ev: monarch_attention(q, k, v, grid, exact_local=1, extra_k=ek, extra_v=ev), fullgraph=True
+    )(q, k, v, extra_k, extra_v)
+    assert relative_l2(eager, ref) < 1e-2 and relative_l2(compiled, ref) < 1e-2

@@ -1,0 +1,67 @@
+"""Keys outside the video grid (text tokens, reference or guide frames), attended exactly.
+
+HunyuanVideo's joint attention puts its text tokens beside the video tokens, Wan's reference latent
+and LTX-Video's guide frames add tokens that are not on the grid. Monarch's factors only describe
+the grid, so every query attends these *extra* keys exactly: dense softmax attention over them gives
+an output and its log-normaliser, merged with the rest (exact local tiles and Monarch blocks) by
+log-sum-exp, the same merge as the exact local tiles (``reference.monarch_attention_reference``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+MAX_LOGITS = 1 << 24
+"""Logits per piece of :func:`extra_attention` (64 MiB in float32): bounds its memory."""
+
+
+def check_extra(q: Tensor, extra_k: Tensor | None, extra_v: Tensor | None) -> None:
+    """Raise a ValueError unless the extras are absent together or ``[B, H, Ne, D]`` like q."""
+    if extra_k is None and extra_v is None:
+        return
+    if extra_k is None or extra_v is None:
+        raise ValueError("Monarch attention: extra_k and extra_v come together (keys outside the grid and their values)")
+    if extra_k.dim() != 4 or extra_k.shape[:2] != q.shape[:2] or extra_k.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"Monarch attention: extra_k must be [batch, heads, tokens, head_dim] like q {tuple(q.shape)}, "
+            f"got {tuple(extra_k.shape)}"
+        )
+    if extra_v.shape[:3] != extra_k.shape[:3]:
+        raise ValueError(
+            f"Monarch attention: extra_v {tuple(extra_v.shape)} must match extra_k {tuple(extra_k.shape)} "
+            "in batch, heads and tokens"
+        )
+    if extra_k.shape[2] == 0:
+        raise ValueError("Monarch attention: extra_k has no tokens; pass None instead")
+
+
+def extra_attention(q: Tensor, extra_k: Tensor, extra_v: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """Dense attention of q ``[..., Nq, D]`` over the extra keys ``[..., Ne, D]`` (same leading dims).
+
+    Returns the normalised output ``[..., Nq, Dv]`` and its natural-log normaliser ``[..., Nq]``, in
+    float32 (float64 for float64 inputs). Queries go in pieces of at most ``MAX_LOGITS`` logits.
+    """
+    dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    k, v = extra_k.to(dtype), extra_v.to(dtype)
+    lead, nq = q.shape[:-2], q.shape[-2]
+    out = torch.empty(*lead, nq, v.shape[-1], dtype=dtype, device=q.device)
+    lse = torch.empty(*lead, nq, dtype=dtype, device=q.device)
+    rows = max(1, MAX_LOGITS // max(1, k.shape[-2] * max(1, q[..., 0, 0].numel())))
+    for start in range(0, nq, rows):
+        part = slice(start, start + rows)
+        logits = torch.matmul(q[..., part, :].to(dtype), k.transpose(-1, -2)) * scale
+        lse[..., part] = torch.logsumexp(logits, dim=-1)
+        out[..., part, :] = torch.matmul(torch.exp(logits - lse[..., part, None]), v)
+    return out, lse
+
+
+def merge_into(out: Tensor, lse: Tensor, other_out: Tensor, other_lse: Tensor, *, base2: bool = False) -> None:
+    """``(out, lse) <- softmax merge of (out, lse) and (other_out, other_lse)``, in place.
+
+    ``out`` ``[..., D]`` are normalised outputs and ``lse`` ``[...]`` their log-normalisers (natural
+    logs, or log2 with ``base2``, both alike): the result is the attention over the union of both key sets."""
+    add, exp = (torch.logaddexp2, torch.exp2) if base2 else (torch.logaddexp, torch.exp)
+    total = add(lse, other_lse)
+    out.mul_(exp(lse - total).unsqueeze(-1)).add_(other_out * exp(other_lse - total).unsqueeze(-1))
+    lse.copy_(total)
