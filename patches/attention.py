@@ -1,5 +1,10 @@
 """Monarch attention patched into a loaded ComfyUI video model, through ComfyUI's own hooks.
 
+Serves the families of ``video_families.py`` (Wan, HunyuanVideo, LTX-Video). Tokens that are not on
+the video grid (HunyuanVideo's text in its joint attention, reference latents, LTXV guide frames) stay
+exact: video queries attend them exactly beside the Monarch part (``kernels/monarch/extra_keys.py``),
+and their own queries attend everything densely.
+
 Four hooks on a model clone, all undone by using the unpatched MODEL:
 
 - ``optimized_attention_override`` (transformer_options): sees every attention call that passes
@@ -7,10 +12,10 @@ Four hooks on a model clone, all undone by using the unpatched MODEL:
   everything else to the override that was already on the model (a Sage or Flash patch) or to
   ComfyUI's own backend.
 - the self-attention markers of ``self_attention.py`` (the block index on each video self-attention
-  call: shapes alone cannot tell self- from cross-attention); stock self-attention forwards also get
-  their q/k norm + RoPE fused there.
-- the fused block steps of ``fused_block.py`` (modulation, LayerNorms and residuals in 3 passes instead
-  of 10 kernels): not Monarch, but the same device time saved on every block of every call.
+  call: shapes alone cannot tell self- from cross-attention); stock Wan self-attention forwards also
+  get their q/k norm + RoPE fused there. HunyuanVideo marks its joint blocks itself.
+- on Wan, the fused block steps of ``fused_block.py`` (modulation, LayerNorms and residuals in 3 passes
+  instead of 10 kernels): not Monarch, but the same device time saved on every block of every call.
 - a DIFFUSION_MODEL wrapper that records the token grid and the sampling step of each model call.
   An OUTER_SAMPLE wrapper resets and reports the statistics of one sampling run.
 """
@@ -26,9 +31,11 @@ import torch
 
 from ..kernels.monarch import autotune_cache, monarch_attention
 from .cuda_graphs import EAGER, set_call_variant
-from .fused_block import fuse_wan_blocks
-from .self_attention import BLOCK_MARK, mark_self_attention
-from .wan import TokenGrid, grid_from_newer_comfy, wan_token_grid
+from .video_families import SUPPORTED, VideoFamily, video_family
+from .wan import SUFFIX_REST, TokenGrid
+
+MASK_DROPPED = -1e4
+"""An additive mask value at or below this drops its key (ComfyUI masks padded text with -finfo.max)."""
 
 PATCH_KEY = "rtv_monarch"
 STATE_KEY = "rtv_monarch_call"  # per model call: grid and step (transformer_options is fresh per call)
@@ -128,6 +135,38 @@ class _CallState:
     grid: TokenGrid
     step: int | None
     total_steps: int | None
+    family: VideoFamily
+    diffusion_model: object
+
+    def block(self, transformer_options: dict) -> int | None:
+        return self.family.block_of(self.diffusion_model, transformer_options)
+
+
+@dataclass(frozen=True)
+class _JointLayout:
+    """A self-attention call over [prefix extras, video grid, suffix extras] tokens."""
+
+    prefix: int
+    grid: TokenGrid
+    suffix: int
+    kept_extras: torch.Tensor | None  # bool over the prefix + suffix keys, None: all kept
+
+
+def _kept_keys(mask, tokens: int, grid_slice: slice) -> torch.Tensor | None | bool:
+    """Which extra keys an additive or boolean mask keeps (None: all). False when the mask does more than
+    drop extra keys for every query alike (then the call stays dense)."""
+    if mask is None:
+        return None
+    if mask.shape[-1] != tokens or any(size != 1 for size in mask.shape[:-1][-2:-1]):
+        return False
+    keep = mask if mask.dtype == torch.bool else mask > MASK_DROPPED
+    if mask.dtype != torch.bool and bool(((mask != 0) & keep).any()):
+        return False  # finite non-zero biases: not a padding mask
+    keep = keep.reshape(-1, tokens)
+    if not bool((keep == keep[:1]).all()) or not bool(keep[0, grid_slice].all()):
+        return False
+    extras = torch.cat([keep[0, : grid_slice.start], keep[0, grid_slice.stop :]])
+    return None if bool(extras.all()) else extras
 
 
 class MonarchPatch:
@@ -144,19 +183,20 @@ class MonarchPatch:
 
     # --------------------------------------------------------------------------- hooks
     def diffusion_model_wrapper(self, executor, *args, **kwargs):
-        x = args[0]
-        time_dim_concat = args[4] if len(args) > 4 else kwargs.get("time_dim_concat")
-        to = args[5] if len(args) > 5 else kwargs.get("transformer_options", {})
-        grid = wan_token_grid(executor.class_obj, x, time_dim_concat, kwargs)
-        newer = grid_from_newer_comfy(to)
-        if newer is not None and newer != (grid.frames, grid.rows, grid.cols):
-            grid = TokenGrid(*newer)
+        dm = executor.class_obj
+        family = video_family(dm)
+        if family is None:  # another model behind the same patch: leave it alone
+            return executor(*args, **kwargs)
+        grid, to = family.call_grid(dm, args, kwargs)
+        if grid is None:  # tokens this patch cannot place on a grid: every call stays dense
+            self.stats.model_calls += 1
+            return executor(*args, **kwargs)
         check_grid_fits(grid, self.settings)
         # Finding the step compares device tensors (a device sync per model call, which stalls the
         # launch queue): only done when a setting depends on it.
         needs_step = self.settings.dense_first_steps or self.settings.dense_last_steps or self.settings.report_error
         step, total = _step_index(to) if needs_step else (None, None)
-        state = _CallState(grid, step, total)
+        state = _CallState(grid, step, total, family, dm)
         to[STATE_KEY] = state
         if self.settings.report_error:  # reads errors back to the host: no CUDA graph
             set_call_variant(to, "monarch", EAGER)
@@ -178,19 +218,31 @@ class MonarchPatch:
     def override(self, func, *args, **kwargs):
         to = kwargs.get("transformer_options") or {}
         state = to.get(STATE_KEY)
-        block = to.get(BLOCK_MARK)
+        block = None if state is None else state.block(to)
         if state is None or block is None or not self._wants_monarch(state, block):
-            if block is not None and state is not None:
+            if block is not None:
                 self.stats.dense += 1
             return self._dense(func, *args, **kwargs)
         q, k, v = args[:3]
         heads = kwargs.get("heads", args[3] if len(args) > 3 else None)
         skip_reshape = kwargs.get("skip_reshape", False)
-        key_grid = self._key_grid(q, k, heads, skip_reshape, state.grid)
-        if kwargs.get("mask") is not None or key_grid is None:
+        if heads is None:
             self.stats.dense += 1
             return self._dense(func, *args, **kwargs)
-        out = self._monarch(q, k, v, heads, skip_reshape, key_grid)
+        if not skip_reshape:
+            b, _, hd = q.shape
+            q, k, v = (t.view(b, t.shape[1], heads, hd // heads).transpose(1, 2) for t in (q, k, v))
+        mask = kwargs.get("mask")
+        key_grid = None if state.grid.has_extras or mask is not None else self._key_grid(q, k, state.grid)
+        joint = self._joint_layout(q, k, state.grid, mask) if key_grid is None else None
+        if key_grid is None and joint is None:
+            self.stats.dense += 1
+            return self._dense(func, *args, **kwargs)
+        if joint is None:
+            out = self._monarch(q, k, v, key_grid)
+        else:
+            dense_kwargs = {key: value for key, value in kwargs.items() if key != "heads"}
+            out = self._joint(func, q, k, v, heads, joint, dense_kwargs)
         self.stats.replaced += 1
         if self.settings.report_error and self._sampled_for_report(state):
             dense = self._dense(func, *args, **{**kwargs, "skip_output_reshape": True})
@@ -217,26 +269,52 @@ class MonarchPatch:
         return block not in self.settings.dense_blocks and not self._dense_step(state)
 
     @staticmethod
-    def _key_grid(q, k, heads, skip_reshape: bool, grid: TokenGrid) -> TokenGrid | None:
-        """Key-side grid of this call, or None when the tokens are not whole frames of the video grid.
+    def _key_grid(q, k, grid: TokenGrid) -> TokenGrid | None:
+        """Key-side grid of a call with only video tokens (``[B, H, N, D]``), or None when they are not
+        whole frames of the video grid.
 
         Queries are the call's own frames; keys are the same frames (bidirectional) or, under a KV
         cache, cached frames followed by them (a chunk against cached keys).
         """
-        tokens_axis = 2 if skip_reshape else 1
-        nk, nq = k.shape[tokens_axis], q.shape[tokens_axis]
-        if grid.prefix_tokens or heads is None or nq != grid.tokens or nk < nq or nk % grid.frame_tokens:
+        nk, nq = k.shape[2], q.shape[2]
+        if nq != grid.tokens or nk < nq or nk % grid.frame_tokens:
             return None
         return TokenGrid(nk // grid.frame_tokens, grid.rows, grid.cols)
 
-    def _monarch(self, q, k, v, heads: int, skip_reshape: bool, grid: TokenGrid):
-        if not skip_reshape:
-            b, _, hd = q.shape
-            q, k, v = (t.view(b, t.shape[1], heads, hd // heads).transpose(1, 2) for t in (q, k, v))
+    @staticmethod
+    def _joint_layout(q, k, grid: TokenGrid, mask) -> _JointLayout | None:
+        """Where the grid sits in a self-attention over grid and extra tokens, or None (then dense)."""
+        tokens = k.shape[2]
+        suffix = tokens - grid.prefix_tokens - grid.tokens if grid.suffix_tokens == SUFFIX_REST else grid.suffix_tokens
+        if q.shape[2] != tokens or suffix < 0 or grid.prefix_tokens + grid.tokens + suffix != tokens:
+            return None
+        kept = _kept_keys(mask, tokens, slice(grid.prefix_tokens, grid.prefix_tokens + grid.tokens))
+        if kept is False:
+            return None
+        return _JointLayout(grid.prefix_tokens, TokenGrid(grid.frames, grid.rows, grid.cols), suffix, kept)
+
+    def _joint(self, func, q, k, v, heads: int, joint: _JointLayout, dense_kwargs: dict):
+        """Video queries: Monarch over the grid with the extra keys exact; extra queries: dense."""
+        lo, hi = joint.prefix, joint.prefix + joint.grid.tokens
+        extra_k, extra_v = (torch.cat([t[:, :, :lo], t[:, :, hi:]], dim=2) for t in (k, v))
+        if joint.kept_extras is not None:
+            kept = joint.kept_extras.to(extra_k.device)
+            extra_k, extra_v = extra_k[:, :, kept], extra_v[:, :, kept]
+        has_extra = extra_k.shape[2] > 0
+        video = self._monarch(q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], joint.grid,
+                              extra_k if has_extra else None, extra_v if has_extra else None)  # fmt: skip
+        if lo == 0 and hi == q.shape[2]:
+            return video
+        extra_queries = torch.cat([q[:, :, :lo], q[:, :, hi:]], dim=2)
+        dense_kwargs = {**dense_kwargs, "skip_reshape": True, "skip_output_reshape": True}
+        others = self._dense(func, extra_queries, k, v, heads, **dense_kwargs)
+        return torch.cat([others[:, :, :lo].to(video.dtype), video, others[:, :, lo:].to(video.dtype)], dim=2)
+
+    def _monarch(self, q, k, v, grid: TokenGrid, extra_k=None, extra_v=None):
         s = self.settings
         return monarch_attention(
             q, k, v, (grid.frames, grid.rows, grid.cols), tile_frames=s.tile_frames, h_split=s.h_split,
-            w_split=s.w_split, iterations=s.iterations, backend=s.backend,
+            w_split=s.w_split, iterations=s.iterations, backend=s.backend, extra_k=extra_k, extra_v=extra_v,
             **({"exact_local": s.exact_local} if s.exact_local >= 0 else {}),
         )
 
@@ -264,19 +342,19 @@ class MonarchPatch:
 
 
 def apply_monarch_attention(model, settings: MonarchSettings, node_id: str | None = None):
-    """A clone of ``model`` (a ComfyUI ModelPatcher of a Wan model) with Monarch self-attention."""
+    """A clone of ``model`` (a ComfyUI ModelPatcher of a Wan, HunyuanVideo or LTX-Video model) with
+    Monarch self-attention."""
     diffusion_model = model.get_model_object("diffusion_model")
-    if not hasattr(diffusion_model, "rope_encode") or not hasattr(diffusion_model, "blocks"):
+    family = video_family(diffusion_model)
+    if family is None:
         raise ValueError(
-            f"[RTV] Monarch attention supports the Wan family (2.1/2.2, T2V, I2V, FLF2V, Fun-Camera, VACE); "
-            f"this model is {type(diffusion_model).__name__}."
+            f"[RTV] Monarch attention supports {SUPPORTED}; this model is {type(diffusion_model).__name__}."
         )
     m = model.clone()
     to = m.model_options.setdefault("transformer_options", {})
     patch = MonarchPatch(settings, previous_override=to.get("optimized_attention_override"), node_id=node_id)
     to["optimized_attention_override"] = patch.override
-    mark_self_attention(m)
-    fuse_wan_blocks(m)
+    family.install(m)
     m.add_wrapper_with_key(patcher_extension.WrappersMP.DIFFUSION_MODEL, PATCH_KEY, patch.diffusion_model_wrapper)
     m.add_wrapper_with_key(patcher_extension.WrappersMP.OUTER_SAMPLE, PATCH_KEY, patch.outer_sample_wrapper)
     return m

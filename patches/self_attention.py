@@ -27,6 +27,17 @@ def _marked_forward(inner, block_index: int):
     return forward
 
 
+def keyword_marked_forward(inner, block_index: int):
+    """Any attention module's forward that takes ``transformer_options`` by keyword (LTXV's ``attn1``),
+    marked with its block index."""
+
+    def forward(*args, transformer_options=None, **kwargs):
+        marked = {**(transformer_options or {}), BLOCK_MARK: block_index}
+        return inner(*args, transformer_options=marked, **kwargs)
+
+    return forward
+
+
 def projected_marked_forward(attn, block_index: int):
     """``WanSelfAttention.forward`` of ``attn``, marked, with its q/k norm + RoPE in one pass each."""
 

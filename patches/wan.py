@@ -16,14 +16,25 @@ from dataclasses import dataclass
 BLOCK_LISTS = ("blocks", "vace_blocks")
 
 
+SUFFIX_REST = -1
+"""``TokenGrid.suffix_tokens`` for "every token after the grid" (HunyuanVideo's text, whose length
+varies with the prompt and its byT5 / vision tokens)."""
+
+
 @dataclass(frozen=True)
 class TokenGrid:
-    """Key-side token grid (frames, rows, columns) and tokens in front of it that are not on it."""
+    """Key-side token grid (frames, rows, columns) and the tokens before and after it that are not on
+    it (reference latents, guide frames, the text of a joint attention): attended exactly."""
 
     frames: int
     rows: int
     cols: int
     prefix_tokens: int = 0
+    suffix_tokens: int = 0
+
+    @property
+    def has_extras(self) -> bool:
+        return bool(self.prefix_tokens or self.suffix_tokens)
 
     @property
     def tokens(self) -> int:

@@ -1,9 +1,10 @@
 """Build tiny random-weight models that ComfyUI's own loaders detect, and map workflows onto them.
 
-Real architectures (ComfyUI's ``WanModel`` and ``WanVAE``) at toy sizes with deterministic random
-weights: they exercise the real loaders, samplers and our patches in seconds on a CPU. Files are
-named like the real checkpoints inside a ``rtv_tiny/`` subfolder, so a shipped workflow runs on them
-after one name substitution (``for_tiny_host``). Speed does not depend on weight values; quality
+Real architectures (ComfyUI's ``WanModel`` and ``WanVAE``; ``LTXVModel`` and ``HunyuanVideo`` for
+in-process tests) at toy sizes with deterministic random weights: they exercise the real loaders,
+samplers and our patches in seconds on a CPU. Wan files are named like the real checkpoints inside a
+``rtv_tiny/`` subfolder, so a shipped workflow runs on them after one name substitution
+(``for_tiny_host``). Speed does not depend on weight values; quality
 claims never rest on these models.
 
 Run with the host's python:  .host/venv/bin/python tools/tiny_models.py [--models-dir DIR]
@@ -133,6 +134,104 @@ def build_wan21_vae(path: Path) -> None:
     vae = WanVAE(dim=TINY_VAE_BASE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                  temperal_downsample=[False, True, True], dropout=0.0)
     save_file(_randomize(vae, seed=1), str(path), metadata={"rtv_tiny": BUILDER_VERSION})
+
+
+# ------------------------------------------------------------------- other video DiT families
+
+# LTX-Video (ComfyUI's LTXVModel). Detection (model_detection, "adaln_single.emb.timestep_embedder...")
+# reads only num_layers (counted transformer_blocks), attention_head_dim = rows of attn2.to_k // 32 and
+# cross_attention_dim = columns of attn2.to_k; num_attention_heads stays at the class default 32 (no
+# metadata config), and in_channels (128 latent channels) and caption_channels (4096, T5-XXL) are never
+# read, so they must keep the class defaults. Inner width is 32 * head_dim; cross_attention_dim must equal
+# it (caption_projection maps the text to the inner width before attn2).
+LTXV_CHANNELS = 128
+LTXV_HEADS = 32
+TINY_LTXV_HEAD_DIM = 4  # inner width 128
+TINY_LTXV_LAYERS = 2
+
+
+def tiny_ltxv_state_dict(seed: int = 0, dtype=None, head_dim: int = TINY_LTXV_HEAD_DIM) -> dict:
+    """Weights of a tiny LTX-Video DiT: 2 blocks of the fixed 32 heads, ``head_dim`` wide each."""
+    import comfy.ldm.lightricks.model as ltxv
+    import comfy.ops
+
+    inner = LTXV_HEADS * head_dim
+    dit = ltxv.LTXVModel(in_channels=LTXV_CHANNELS, cross_attention_dim=inner, attention_head_dim=head_dim,
+                         num_attention_heads=LTXV_HEADS, caption_channels=TEXT_DIM, num_layers=TINY_LTXV_LAYERS,
+                         operations=comfy.ops.disable_weight_init)
+    sd = _randomize(dit, seed=seed)
+    return {k: v.to(dtype) for k, v in sd.items()} if dtype is not None else sd
+
+
+def _text(g, tokens: int, padded_tokens: int, dim: int = TEXT_DIM):
+    """Random text embeddings and, with ``padded_tokens``, the encoders' 0/1 long mask (0: padding)."""
+    import torch
+
+    text = torch.randn(1, tokens + padded_tokens, dim, generator=g)
+    mask = torch.ones(1, tokens + padded_tokens, dtype=torch.long)
+    mask[:, tokens:] = 0
+    return text, mask
+
+
+def ltxv_conditioning(seed: int = 0, tokens: int = 8, padded_tokens: int = 0, frame_rate=None) -> list:
+    """LTXV conditioning as ComfyUI's T5 encoder gives it: [1, T, 4096] and a long ``attention_mask``.
+
+    The mask is required: LTXVModel.forward takes ``attention_mask`` positionally and ComfyUI passes only
+    what the conditioning holds (the real encoder always returns one, padding to at least 128 tokens).
+    ``frame_rate`` (default 25 in LTXV.extra_conds) scales the time axis of the rotary positions."""
+    import torch
+
+    text, mask = _text(torch.Generator().manual_seed(seed), tokens, padded_tokens)
+    extra = {"attention_mask": mask}
+    if frame_rate is not None:
+        extra["frame_rate"] = frame_rate
+    return [[text, extra]]
+
+
+# HunyuanVideo 1.0 T2V (ComfyUI's HunyuanVideo). Detection ("txt_in.individual_token_refiner...") reads
+# hidden_size (img_in rows), in_channels / patch_size (img_in.proj), out_channels (final_layer), the text
+# width (txt_in.input_embedder columns), depth / depth_single_blocks (counted) and guidance_embed
+# (guidance_in.* present); it fixes num_heads = hidden_size // 128 and axes_dim = [16, 56, 56] (head dim
+# 128), mlp_ratio 4, theta 256, qkv_bias, vec_in_dim = 768 whenever vector_in.* exists, and the token
+# refiner has 2 blocks. So the smallest width is 128 (one head); 256 gives two heads like the tiny Wan.
+HUNYUAN_CHANNELS = 16
+HUNYUAN_POOLED_DIM = 768  # CLIP-L pooled output, fed to vector_in
+TINY_HUNYUAN_DIM = 256
+TINY_HUNYUAN_DOUBLE = 2
+TINY_HUNYUAN_SINGLE = 2
+
+
+def tiny_hunyuan_video_state_dict(seed: int = 0, dtype=None, dim: int = TINY_HUNYUAN_DIM) -> dict:
+    """Weights of a tiny HunyuanVideo 1.0 T2V DiT (guidance-distilled: has guidance_in), ComfyUI key names.
+
+    ``dim``: model width, a multiple of 128; ComfyUI gives it dim // 128 heads of 128."""
+    import comfy.ldm.hunyuan_video.model as hunyuan
+    import comfy.ops
+
+    dit = hunyuan.HunyuanVideo(
+        in_channels=HUNYUAN_CHANNELS, out_channels=HUNYUAN_CHANNELS, vec_in_dim=HUNYUAN_POOLED_DIM,
+        context_in_dim=TEXT_DIM, hidden_size=dim, mlp_ratio=4.0, num_heads=dim // 128,
+        depth=TINY_HUNYUAN_DOUBLE, depth_single_blocks=TINY_HUNYUAN_SINGLE, axes_dim=[16, 56, 56], theta=256,
+        patch_size=[1, 2, 2], qkv_bias=True, guidance_embed=True, byt5=False, meanflow=False,
+        use_cond_type_embedding=False, vision_in_dim=None, operations=comfy.ops.disable_weight_init)
+    sd = _randomize(dit, seed=seed)
+    return {k: v.to(dtype) for k, v in sd.items()} if dtype is not None else sd
+
+
+def hunyuan_conditioning(seed: int = 0, tokens: int = 8, padded_tokens: int = 0) -> list:
+    """HunyuanVideo conditioning: LLaVA-Llama text [1, T, 4096] and the CLIP-L ``pooled_output`` [1, 768].
+
+    ``pooled_output`` is required (HunyuanVideo.encode_adm). With ``padded_tokens`` the last tokens are
+    masked by a long ``attention_mask`` (the real encoder drops the mask when nothing is padded). The
+    embedded guidance defaults to 6.0 in HunyuanVideo.extra_conds; add ``"guidance"`` to change it."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    text, mask = _text(g, tokens, padded_tokens)
+    extra = {"pooled_output": torch.randn(1, HUNYUAN_POOLED_DIM, generator=g)}
+    if padded_tokens:
+        extra["attention_mask"] = mask
+    return [[text, extra]]
 
 
 TINY_MODELS = {
