@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import comfy.patcher_extension as patcher_extension
@@ -31,7 +32,7 @@ import torch
 
 from ..kernels.monarch import autotune_cache, monarch_attention
 from .cuda_graphs import EAGER, set_call_variant
-from .video_families import SUPPORTED, VideoFamily, video_family
+from .video_families import SUPPORTED, video_family
 from .wan import SUFFIX_REST, TokenGrid
 
 MASK_DROPPED = -1e4
@@ -103,7 +104,7 @@ def parse_block_list(text: str) -> frozenset:
     return frozenset(blocks)
 
 
-def check_grid_fits(grid: TokenGrid, s: MonarchSettings) -> None:
+def check_grid_fits(grid: TokenGrid, s: MonarchSettings, pixels_per_token: int = 16) -> None:
     """Raise a ValueError that tells the user which setting or size to change."""
     for axis, size, split, pixels in (("rows", grid.rows, s.h_split, "height"),
                                       ("columns", grid.cols, s.w_split, "width")):
@@ -112,7 +113,7 @@ def check_grid_fits(grid: TokenGrid, s: MonarchSettings) -> None:
             split_name = "h_split" if axis == "rows" else "w_split"
             raise ValueError(
                 f"[RTV] Monarch attention: {split_name}={split} does not divide the {size} token {axis} of this "
-                f"video. Use one of {divisors}, or change the {pixels} (tokens = pixels / 16)."
+                f"video. Use one of {divisors}, or change the {pixels} (tokens = pixels / {pixels_per_token})."
             )
     if grid.frames % s.tile_frames:
         raise ValueError(
@@ -135,11 +136,7 @@ class _CallState:
     grid: TokenGrid
     step: int | None
     total_steps: int | None
-    family: VideoFamily
-    diffusion_model: object
-
-    def block(self, transformer_options: dict) -> int | None:
-        return self.family.block_of(self.diffusion_model, transformer_options)
+    block: Callable[[dict], int | None]  # picklable: sequence parallel sends the state to its workers
 
 
 @dataclass(frozen=True)
@@ -191,12 +188,12 @@ class MonarchPatch:
         if grid is None:  # tokens this patch cannot place on a grid: every call stays dense
             self.stats.model_calls += 1
             return executor(*args, **kwargs)
-        check_grid_fits(grid, self.settings)
+        check_grid_fits(grid, self.settings, family.pixels_per_token)
         # Finding the step compares device tensors (a device sync per model call, which stalls the
         # launch queue): only done when a setting depends on it.
         needs_step = self.settings.dense_first_steps or self.settings.dense_last_steps or self.settings.report_error
         step, total = _step_index(to) if needs_step else (None, None)
-        state = _CallState(grid, step, total, family, dm)
+        state = _CallState(grid, step, total, family.block_reader(dm))
         to[STATE_KEY] = state
         if self.settings.report_error:  # reads errors back to the host: no CUDA graph
             set_call_variant(to, "monarch", EAGER)

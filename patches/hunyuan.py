@@ -43,9 +43,9 @@ def hunyuan_call_inputs(args: tuple, kwargs: dict) -> tuple:
     return args[0], to, ref_latent
 
 
-def joint_block_index(diffusion_model, transformer_options: dict) -> int | None:
+def joint_block_index(transformer_options: dict, double_blocks: int) -> int | None:
     """The pack's block number of a joint-attention call: double blocks first, then single blocks."""
     block_type, index = transformer_options.get("block_type"), transformer_options.get("block_index")
     if block_type not in JOINT_BLOCK_TYPES or index is None:
         return None
-    return int(index) + (len(diffusion_model.double_blocks) if block_type == "single" else 0)
+    return int(index) + (double_blocks if block_type == "single" else 0)

@@ -7,6 +7,7 @@ number, and which extra model-specific work the patch installs (Wan's fused bloc
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,10 +26,13 @@ class VideoFamily:
     name: str
     call_grid: Callable[..., tuple[TokenGrid | None, dict]]
     """``(diffusion_model, args, kwargs)`` of the DIFFUSION_MODEL call -> (grid or None, transformer_options)."""
-    block_of: Callable[[object, dict], int | None]
-    """``(diffusion_model, transformer_options of an attention call)`` -> block number, None if not video."""
+    block_reader: Callable[[object], Callable[[dict], int | None]]
+    """``diffusion_model`` -> a picklable function (sequence parallel sends it to other processes) taking
+    an attention call's transformer_options to its block number, None if it is not video attention."""
     install: Callable[[object], None]
     """Markers and model-specific patches on a ModelPatcher clone."""
+    pixels_per_token: int = 16
+    """Frame pixels per token along height and width (VAE stride x patch): for error messages."""
 
 
 def _wan_call_grid(dm, args, kwargs):
@@ -65,14 +69,26 @@ def _hunyuan_call_grid(dm, args, kwargs):
     return hunyuan_token_grid(dm, x, ref_latent), to
 
 
-def _marked_block(dm, to: dict) -> int | None:
+def marked_block(to: dict) -> int | None:
     return to.get(BLOCK_MARK)
 
 
+def _marks(dm):
+    return marked_block
+
+
+def _joint_blocks(dm):
+    return functools.partial(joint_block_index, double_blocks=len(dm.double_blocks))
+
+
+def _install_nothing(model) -> None:
+    """HunyuanVideo marks its joint blocks itself (``block_type``, ``block_index``)."""
+
+
 FAMILIES = (
-    (is_wan_model, VideoFamily("wan", _wan_call_grid, _marked_block, _install_wan)),
-    (is_ltxv_model, VideoFamily("ltxv", _ltxv_call_grid, _marked_block, _install_ltxv)),
-    (is_hunyuan_video_model, VideoFamily("hunyuan_video", _hunyuan_call_grid, joint_block_index, lambda model: None)),
+    (is_wan_model, VideoFamily("wan", _wan_call_grid, _marks, _install_wan)),
+    (is_ltxv_model, VideoFamily("ltxv", _ltxv_call_grid, _marks, _install_ltxv, 32)),
+    (is_hunyuan_video_model, VideoFamily("hunyuan_video", _hunyuan_call_grid, _joint_blocks, _install_nothing)),
 )
 
 

@@ -35,6 +35,9 @@ WAN21_FUN_CAMERA_1_3B = "wan2.1_fun_camera_v1.1_1.3B_bf16.safetensors"
 WAN21_I2V_480P_14B = "wan2.1_i2v_480p_14B_fp16.safetensors"
 WAN21_FLF2V_720P_14B = "wan2.1_flf2v_720p_14B_fp16.safetensors"
 WAN21_T2V_1_3B_SELF_FORCING = "Wan2.1_T2V_1.3B_SelfForcing_DMD-FP8_e4m3fn.safetensors"
+# HunyuanVideo T2V as ComfyUI's repackaged release names it; LTX-Video's transformer alone (tiny only).
+HUNYUAN_VIDEO_T2V_720P = "hunyuan_video_t2v_720p_bf16.safetensors"
+LTXV_TRANSFORMER = "ltxv_transformer.safetensors"
 # The start image of shipped image-to-video workflows: ComfyUI ships input/example.png.
 EXAMPLE_IMAGE = "example.png"
 
@@ -120,6 +123,19 @@ def wan_dit_file(variant: str, seed: int, dtype_name: str, note: str):
         from safetensors.torch import save_file
 
         sd = tiny_wan_state_dict(variant, seed=seed, dtype=getattr(torch, dtype_name))
+        save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": note})
+
+    return build
+
+
+def dit_file(state_dict, seed: int, dtype_name: str, note: str):
+    """A builder writing ``state_dict(seed=, dtype=)`` (a tiny DiT of any family) as the given dtype."""
+
+    def build(path: Path) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        sd = state_dict(seed=seed, dtype=getattr(torch, dtype_name))
         save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "note": note})
 
     return build
@@ -248,6 +264,10 @@ TINY_MODELS = {
     # img_emb.emb_pos (two CLIP-vision images): WAN21 first-last-frame-to-video.
     ("diffusion_models", WAN21_FLF2V_720P_14B): wan_dit_file(
         "flf2v", 5, "float16", "tiny random Wan 2.1 FLF2V for tests"),
+    ("diffusion_models", HUNYUAN_VIDEO_T2V_720P): dit_file(
+        tiny_hunyuan_video_state_dict, 6, "bfloat16", "tiny random HunyuanVideo T2V for tests"),
+    ("diffusion_models", LTXV_TRANSFORMER): dit_file(
+        tiny_ltxv_state_dict, 7, "bfloat16", "tiny random LTX-Video transformer for tests"),
 }
 
 

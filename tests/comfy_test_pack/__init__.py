@@ -11,7 +11,14 @@ import json
 import torch
 from comfy_api.latest import io, ui
 
-TEXT_DIM = 4096  # Wan's text_embedding input width (UMT5-XXL hidden size)
+TEXT_DIM = 4096  # Wan's text_embedding input width (UMT5-XXL hidden size); also T5 (LTXV) and LLaVA (HunyuanVideo)
+
+FAMILY_EXTRAS = {
+    "wan": lambda g, tokens: {},
+    "ltxv": lambda g, tokens: {"attention_mask": torch.ones(1, tokens, dtype=torch.long)},
+    "hunyuan_video": lambda g, tokens: {"pooled_output": torch.randn(1, 768, generator=g)},
+}
+"""Per model family, the conditioning keys its ``extra_conds`` needs beside the text."""
 
 
 class RTVTest_TextConditioning(io.ComfyNode):
@@ -25,16 +32,19 @@ class RTVTest_TextConditioning(io.ComfyNode):
             inputs=[
                 io.String.Input("text", multiline=True, default="", tooltip="Prompt; hashed into the embedding seed."),
                 io.Int.Input("tokens", default=512, min=1, max=1024, tooltip="Sequence length (UMT5 pads to 512)."),
+                io.Combo.Input("family", options=list(FAMILY_EXTRAS), default="wan", optional=True,
+                               tooltip="Adds what the family's model needs beside the text: LTX-Video a "
+                                       "text mask, HunyuanVideo a CLIP-L pooled vector."),
             ],
             outputs=[io.Conditioning.Output()],
         )
 
     @classmethod
-    def execute(cls, text: str, tokens: int) -> io.NodeOutput:
+    def execute(cls, text: str, tokens: int, family: str = "wan") -> io.NodeOutput:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
         g = torch.Generator().manual_seed(seed)
         emb = torch.randn((1, tokens, TEXT_DIM), generator=g)
-        return io.NodeOutput([[emb, {}]])
+        return io.NodeOutput([[emb, FAMILY_EXTRAS[family](g, tokens)]])
 
 
 class RTVTest_CountAttentionCalls(io.ComfyNode):
