@@ -35,8 +35,12 @@ WAN21_FUN_CAMERA_1_3B = "wan2.1_fun_camera_v1.1_1.3B_bf16.safetensors"
 WAN21_I2V_480P_14B = "wan2.1_i2v_480p_14B_fp16.safetensors"
 WAN21_FLF2V_720P_14B = "wan2.1_flf2v_720p_14B_fp16.safetensors"
 WAN21_T2V_1_3B_SELF_FORCING = "Wan2.1_T2V_1.3B_SelfForcing_DMD-FP8_e4m3fn.safetensors"
-# HunyuanVideo T2V as ComfyUI's repackaged release names it; LTX-Video's transformer alone (tiny only).
+# HunyuanVideo T2V as ComfyUI's repackaged release names its files (Comfy-Org/HunyuanVideo_repackaged);
+# LTX-Video's transformer alone (tiny only).
 HUNYUAN_VIDEO_T2V_720P = "hunyuan_video_t2v_720p_bf16.safetensors"
+HUNYUAN_VIDEO_VAE = "hunyuan_video_vae_bf16.safetensors"
+HUNYUAN_CLIP_L = "clip_l.safetensors"
+HUNYUAN_LLAVA = "llava_llama3_fp8_scaled.safetensors"
 LTXV_TRANSFORMER = "ltxv_transformer.safetensors"
 # The start image of shipped image-to-video workflows: ComfyUI ships input/example.png.
 EXAMPLE_IMAGE = "example.png"
@@ -268,6 +272,10 @@ TINY_MODELS = {
         tiny_hunyuan_video_state_dict, 6, "bfloat16", "tiny random HunyuanVideo T2V for tests"),
     ("diffusion_models", LTXV_TRANSFORMER): dit_file(
         tiny_ltxv_state_dict, 7, "bfloat16", "tiny random LTX-Video transformer for tests"),
+    # ComfyUI 0.3.75 builds the HunyuanVideo VAE at its full, fixed size whatever the file holds, so the tiny
+    # host decodes HunyuanVideo latents with the tiny Wan 2.1 VAE: same latent geometry (16 channels, 8x
+    # spatial, 4x causal temporal). The shipped workflow's graph runs; its decoder is a stand-in.
+    ("vae", HUNYUAN_VIDEO_VAE): build_wan21_vae,
 }
 
 
@@ -297,12 +305,17 @@ def build_all(models_dir: Path) -> list[Path]:
 # ---------------------------------------------------------------------------- workflow mapping
 
 
+def conditioning_family(clip_type: str | None) -> str:
+    """The ``RTVTest_TextConditioning`` family for a text-encoder loader's ``type``."""
+    return {"hunyuan_video": "hunyuan_video", "ltxv": "ltxv"}.get(clip_type or "", "wan")
+
+
 def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_HEIGHT) -> dict:
     """Map an API-format prompt of a shipped workflow onto the tiny models.
 
-    Model names get the ``rtv_tiny/`` folder, every CLIPTextEncode fed by a Wan CLIPLoader becomes the
-    test-only ``RTVTest_TextConditioning`` (UMT5-XXL cannot be loaded here), and latent sizes shrink to
-    a CPU-friendly resolution with the same frame count.
+    Model names get the ``rtv_tiny/`` folder, every CLIPTextEncode fed by a text-encoder loader becomes
+    the test-only ``RTVTest_TextConditioning`` of that loader's model family (UMT5-XXL, LLaVA and T5
+    cannot be loaded here), and latent sizes shrink to a CPU-friendly resolution with the same frame count.
     """
     prompt = copy.deepcopy(api_prompt)
     for node in prompt.values():
@@ -314,12 +327,14 @@ def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_
         if "width" in inputs and "height" in inputs and node["class_type"] != "CLIPTextEncode":
             if isinstance(inputs["width"], int) and isinstance(inputs["height"], int):
                 inputs["width"], inputs["height"] = width, height
-    clip_loaders = {nid for nid, n in prompt.items() if n["class_type"] in ("CLIPLoader", "DualCLIPLoader")}
+    clip_loaders = {nid: conditioning_family(n["inputs"].get("type")) for nid, n in prompt.items()
+                    if n["class_type"] in ("CLIPLoader", "DualCLIPLoader")}  # fmt: skip
     for node in prompt.values():
         if node["class_type"] == "CLIPTextEncode" and isinstance(node["inputs"].get("clip"), list):
             if node["inputs"]["clip"][0] in clip_loaders:
+                family = clip_loaders[node["inputs"]["clip"][0]]
                 node["class_type"] = "RTVTest_TextConditioning"
-                node["inputs"] = {"text": node["inputs"]["text"], "tokens": TEXT_TOKENS}
+                node["inputs"] = {"text": node["inputs"]["text"], "tokens": TEXT_TOKENS, "family": family}
     for nid in clip_loaders:
         del prompt[nid]
     return prompt

@@ -31,8 +31,8 @@ TINY_STEPS = 4  # sampling steps are capped in the page: the browser test proves
 
 # Map the loaded graph onto the tiny host inside the page, the way a user would edit it: model names
 # to the rtv_tiny/ files (the shipped reference model loads as it is), a small resolution, and the
-# Wan text encoder (not loadable here) replaced by the test-only conditioning node wired to the same
-# inputs.
+# text encoders (not loadable here) replaced by the test-only conditioning node of their model family, wired to the same
+# inputs (with the conditioning keys of the loader's model family).
 TINY_MAPPING_JS = """
 (() => {
   const g = app.graph;
@@ -54,6 +54,10 @@ TINY_MAPPING_JS = """
       g.add(t);
       t.widgets.find((w) => w.name === 'text').value = n.widgets.find((w) => w.name === 'text').value;
       t.widgets.find((w) => w.name === 'tokens').value = %(tokens)d;
+      const clip = n.inputs[0].link != null ? g.getNodeById(link(n.inputs[0].link).origin_id) : null;
+      const clipType = clip && (clip.widgets || []).find((w) => w.name === 'type');
+      const families = {hunyuan_video: 'hunyuan_video', ltxv: 'ltxv'};
+      t.widgets.find((w) => w.name === 'family').value = (clipType && families[clipType.value]) || 'wan';
       for (const id of [...(n.outputs[0].links || [])]) {
         const l = link(id);
         t.connect(0, g.getNodeById(l.target_id), l.target_slot);
@@ -61,7 +65,7 @@ TINY_MAPPING_JS = """
       g.remove(n);
     }
   }
-  for (const n of [...g._nodes]) if (n.type === 'CLIPLoader') g.remove(n);
+  for (const n of [...g._nodes]) if (n.type === 'CLIPLoader' || n.type === 'DualCLIPLoader') g.remove(n);
   return g._nodes.map((n) => n.type);
 })()
 """ % {"folder": TINY_FOLDER, "shipped": SHIPPED_MODEL_PREFIX, "width": TINY_WIDTH, "height": TINY_HEIGHT, "tokens": TEXT_TOKENS,

@@ -1,0 +1,45 @@
+"""Shipped workflows of Monarch attention on the other video families (see tools/make_workflows.py)."""
+
+from make_workflows import monarch_attention
+from tiny_models import HUNYUAN_CLIP_L, HUNYUAN_LLAVA, HUNYUAN_VIDEO_T2V_720P, HUNYUAN_VIDEO_VAE
+
+HUNYUAN_NOTE = (
+    "Models (ComfyUI's HunyuanVideo repackaged release, Comfy-Org/HunyuanVideo_repackaged):\n"
+    f"- models/diffusion_models/{HUNYUAN_VIDEO_T2V_720P}\n"
+    f"- models/text_encoders/{HUNYUAN_CLIP_L} and {HUNYUAN_LLAVA}\n"
+    f"- models/vae/{HUNYUAN_VIDEO_VAE}\n\n"
+    "Monarch Attention (RTV) replaces the video part of HunyuanVideo's joint attention; the text tokens stay "
+    "exact (video queries attend them exactly, text queries attend everything). Block numbers for "
+    "dense_blocks: double blocks 0-19, then single blocks 20-59."
+)
+
+
+def hunyuan_t2v_monarch() -> tuple[dict, list[str]]:
+    """HunyuanVideo T2V with Monarch attention patched in; guidance distilled (cfg 1, FluxGuidance 6)."""
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": HUNYUAN_VIDEO_T2V_720P, "weight_dtype": "default"}},
+        "2": monarch_attention(["1", 0]),
+        "3": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["2", 0], "shift": 7.0}},
+        "4": {"class_type": "DualCLIPLoader", "inputs": {
+            "clip_name1": HUNYUAN_CLIP_L, "clip_name2": HUNYUAN_LLAVA, "type": "hunyuan_video", "device": "default"}},
+        "5": {"class_type": "CLIPTextEncode", "inputs": {
+            "clip": ["4", 0], "text": "a red fox runs through fresh snow in a birch forest, morning light"}},
+        "6": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["5", 0], "guidance": 6.0}},
+        "7": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["5", 0]}},
+        "8": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {
+            "width": 848, "height": 480, "length": 73, "batch_size": 1}},
+        "9": {"class_type": "KSampler", "inputs": {
+            "model": ["3", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["8", 0],
+            "seed": 7, "steps": 20, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
+        "10": {"class_type": "VAELoader", "inputs": {"vae_name": HUNYUAN_VIDEO_VAE}},
+        "11": {"class_type": "VAEDecodeTiled", "inputs": {
+            "samples": ["9", 0], "vae": ["10", 0], "tile_size": 256, "overlap": 64, "temporal_size": 64,
+            "temporal_overlap": 8}},
+        "12": {"class_type": "SaveAnimatedWEBP", "inputs": {
+            "images": ["11", 0], "filename_prefix": "RealtimeVideo/hunyuan_t2v_monarch", "fps": 24.0,
+            "lossless": False, "quality": 90, "method": "default"}},
+    }
+    return prompt, [HUNYUAN_NOTE]
+
+
+WORKFLOWS = {"hunyuan_video_t2v_monarch_attention.json": hunyuan_t2v_monarch}
