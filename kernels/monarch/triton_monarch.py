@@ -419,18 +419,30 @@ launches (the few-step causal sampler pays host time per attention call, bench/h
 
 def _launch_extra(plan: _Plan, chunk: _Chunk) -> None:
     """The keys outside the grid, attended exactly by the chunk's queries, merged into (or, without
-    local tiles, written as) the chunk's exact part (``extra_keys.py``; torch, a small share of a call:
-    a few hundred text tokens against the video's)."""
+    local tiles, written as) the chunk's exact part (``extra_keys.py``)."""
     lay, g, d = plan.layout, plan.groups, plan.head_dim
-    queries = to_tiles(plan.q.flatten(0, 1), lay)[:, chunk.first_tile : chunk.first_tile + chunk.tiles]
-    keys = plan.extra_k.flatten(0, 1)[:, None, None]  # [g, 1, 1, Ne, D] against [g, tiles, b1, b2, D]
-    values = plan.extra_v.flatten(0, 1)[:, None, None]
-    out, lse = extra_attention(queries, keys, values, plan.qk_scale / LOG2E)
+    out = None
+    if cudnn_local.serves(plan.q, lay):  # whole-frame tiles: the chunk's queries are one token range
+        tokens = lay.b1 * lay.b2
+        queries = plan.q[:, :, chunk.first_tile * tokens : (chunk.first_tile + chunk.tiles) * tokens]
+        try:
+            out, lse = cudnn_local.cudnn_attention(queries, plan.extra_k, plan.extra_v, plan.qk_scale / LOG2E)
+            out = out.reshape(g, chunk.tiles, lay.b1, lay.b2, d)
+            lse = lse.reshape(g, chunk.tiles, lay.b1, lay.b2)
+        except RuntimeError:  # a shape cuDNN declines: the torch path below serves every call
+            if torch.cuda.is_current_stream_capturing():
+                raise
+            out = None
+    if out is None:  # tiles split within frames, float32 inputs, or declined by cuDNN: torch, in float32
+        queries = to_tiles(plan.q.flatten(0, 1), lay)[:, chunk.first_tile : chunk.first_tile + chunk.tiles]
+        keys = plan.extra_k.flatten(0, 1)[:, None, None]  # [g, 1, 1, Ne, D] against [g, tiles, b1, b2, D]
+        values = plan.extra_v.flatten(0, 1)[:, None, None]
+        out, lse = extra_attention(queries, keys, values, plan.qk_scale / LOG2E)
     out, lse = out.transpose(2, 3), lse.transpose(2, 3) * LOG2E  # stage 2's [g, tiles, b2, b1] order, log2
     if plan.has_local_tiles:
         merge_into(chunk.local_out, chunk.local_lse, out, lse, base2=True)
     else:
-        chunk.local_out.copy_(out.reshape(g, chunk.tiles, lay.b2, lay.b1, d))
+        chunk.local_out.copy_(out)
         chunk.local_lse.copy_(lse)
 
 

@@ -1,8 +1,9 @@
 """Test-only ComfyUI nodes: never used by a shipped workflow.
 
-UMT5-XXL (the Wan text encoder) cannot be downloaded here, so tests and ``make demo`` swap
-``CLIPLoader`` + ``CLIPTextEncode`` for ``RTVTest_TextConditioning``: a deterministic CONDITIONING of
-Wan's text shape [1, tokens, 4096] derived from the prompt text.
+UMT5-XXL (the Wan text encoder), LLaVA (HunyuanVideo) and T5 (LTX-Video) cannot be downloaded here, so
+tests and ``make demo`` swap ``CLIPLoader`` / ``DualCLIPLoader`` + ``CLIPTextEncode`` for
+``RTVTest_TextConditioning``: a deterministic CONDITIONING of the text shape [1, tokens, 4096] derived
+from the prompt text, with what the model family needs beside it.
 """
 
 import hashlib

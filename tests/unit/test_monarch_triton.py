@@ -625,27 +625,38 @@ EXTRA_CASES = {
 }
 
 
+def extra_keys_like(q, count: int, seed: int = 32):
+    """Extra keys that match some queries (as text tokens a prompt is about do), random values. The
+    strength leaves the video keys a real share too: the extras move the output by ~0.2-1 relative L2."""
+    gen = torch.Generator().manual_seed(seed)
+    b, h, n, d = q.shape
+    picks = torch.randint(0, n, (count,), generator=gen)
+    noise = torch.randn(b, h, count, d, generator=gen).to(q.device)
+    strength = 0.8 if count <= 16 else 0.6
+    extra_k = (strength * q[:, :, picks].float() + noise).to(q.dtype)
+    return extra_k, (4.0 * torch.randn(b, h, count, d, generator=gen)).to(q.device, q.dtype)
+
+
+@pytest.mark.parametrize("count", [7, 256], ids=["7_keys", "256_keys"])
 @pytest.mark.parametrize("case", list(EXTRA_CASES))
-def test_extra_keys_match_reference(case):
+def test_extra_keys_match_reference(case, count):
     """Keys outside the grid merged into the exact part: every path (no local tiles, local tiles,
     refine, Gluon at 52 columns) within the tolerance, every output written, and the extras matter
     (the output moves away from the call without them)."""
     grid, query, settings, dtype, head_dim = EXTRA_CASES[case]
     q, k, v = structured_qkv(grid, query, head_dim=head_dim, dtype=dtype, seed=31)
-    gen = torch.Generator().manual_seed(32)
-    extra_k = (2.0 * torch.randn(*q.shape[:2], 7, head_dim, generator=gen)).to("cuda", dtype)
-    extra_v = (4.0 * torch.randn(*q.shape[:2], 7, head_dim, generator=gen)).to("cuda", dtype)
+    extra_k, extra_v = extra_keys_like(q, count)
     check(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, **settings)
     without = reference(q, k, v, grid, **settings)
     with_extra = reference(q, k, v, grid, extra_k=extra_k.float(), extra_v=extra_v.float(), **settings)
-    assert relative_l2(with_extra, without) > 20 * TOLERANCE[dtype]
+    assert relative_l2(with_extra, without) > 5e-2  # the extras take a real share of the attention
 
 
 def test_extra_keys_through_the_public_entry_and_the_opaque_op():
     """``monarch_attention(..., extra_k=, extra_v=)`` on CUDA takes Triton, eager and under torch.compile."""
     grid = (6, 6, 10)
     q, k, v = structured_qkv(grid, heads=2, seed=33)
-    extra_k, extra_v = (torch.randn(1, 2, 5, 64, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    extra_k, extra_v = extra_keys_like(q, 5)
     ref = reference(q, k, v, grid, exact_local=1, extra_k=extra_k.float(), extra_v=extra_v.float())
     eager = monarch_attention(q, k, v, grid, exact_local=1, extra_k=extra_k, extra_v=extra_v)
     compiled = torch.compile(
