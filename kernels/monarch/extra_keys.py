@@ -37,23 +37,26 @@ def check_extra(q: Tensor, extra_k: Tensor | None, extra_v: Tensor | None) -> No
 
 
 def extra_attention(q: Tensor, extra_k: Tensor, extra_v: Tensor, scale: float) -> tuple[Tensor, Tensor]:
-    """Dense attention of q ``[..., Nq, D]`` over the extra keys ``[..., Ne, D]`` (same leading dims).
+    """Dense attention of q ``[G, ..., D]`` (any query layout after the group axis) over the extra keys
+    ``[G, Ne, D]``.
 
-    Returns the normalised output ``[..., Nq, Dv]`` and its natural-log normaliser ``[..., Nq]``, in
+    Returns the normalised output ``[G, ..., Dv]`` and its natural-log normaliser ``[G, ...]``, in
     float32 (float64 for float64 inputs). Queries go in pieces of at most ``MAX_LOGITS`` logits.
     """
     dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
     k, v = extra_k.to(dtype), extra_v.to(dtype)
-    lead, nq = q.shape[:-2], q.shape[-2]
-    out = torch.empty(*lead, nq, v.shape[-1], dtype=dtype, device=q.device)
-    lse = torch.empty(*lead, nq, dtype=dtype, device=q.device)
-    rows = max(1, MAX_LOGITS // max(1, k.shape[-2] * max(1, q[..., 0, 0].numel())))
+    layout = q.shape[:-1]
+    queries = q.reshape(q.shape[0], -1, q.shape[-1])
+    groups, nq = queries.shape[:2]
+    out = torch.empty(groups, nq, v.shape[-1], dtype=dtype, device=q.device)
+    lse = torch.empty(groups, nq, dtype=dtype, device=q.device)
+    rows = max(1, MAX_LOGITS // max(1, groups * k.shape[-2]))
     for start in range(0, nq, rows):
         part = slice(start, start + rows)
-        logits = torch.matmul(q[..., part, :].to(dtype), k.transpose(-1, -2)) * scale
-        lse[..., part] = torch.logsumexp(logits, dim=-1)
-        out[..., part, :] = torch.matmul(torch.exp(logits - lse[..., part, None]), v)
-    return out, lse
+        logits = torch.matmul(queries[:, part].to(dtype), k.transpose(-1, -2)) * scale
+        lse[:, part] = torch.logsumexp(logits, dim=-1)
+        out[:, part] = torch.matmul(torch.exp(logits - lse[:, part, None]), v)
+    return out.reshape(*layout, v.shape[-1]), lse.reshape(layout)
 
 
 def merge_into(out: Tensor, lse: Tensor, other_out: Tensor, other_lse: Tensor, *, base2: bool = False) -> None:

@@ -473,8 +473,8 @@ def monarch_attention_reference(
             count = min(chunk_tiles, layout.query_tiles - m0)
             Q = Qt[gs, m0 : m0 + count]
             extra = None
-            if extra_k is not None:  # Q is already scaled; [g, m, b1, b2, ...] against [g, Ne, D]
-                extra = extra_attention(Q, Ke[gs, None, None], Ve[gs, None, None], 1.0)
+            if extra_k is not None:  # Q is already scaled; [g, m, b1, b2, D] against [g, Ne, D]
+                extra = extra_attention(Q, Ke[gs], Ve[gs], 1.0)
             if exact_local < 0 and extra is None:
                 out[gs, m0 : m0 + count] = monarch_chunk(Q, Kt[gs], Vt[gs], iterations)
                 continue

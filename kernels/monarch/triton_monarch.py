@@ -435,8 +435,7 @@ def _launch_extra(plan: _Plan, chunk: _Chunk) -> None:
             out = None
     if out is None:  # tiles split within frames, float32 inputs, or declined by cuDNN: torch, in float32
         queries = to_tiles(plan.q.flatten(0, 1), lay)[:, chunk.first_tile : chunk.first_tile + chunk.tiles]
-        keys = plan.extra_k.flatten(0, 1)[:, None, None]  # [g, 1, 1, Ne, D] against [g, tiles, b1, b2, D]
-        values = plan.extra_v.flatten(0, 1)[:, None, None]
+        keys, values = plan.extra_k.flatten(0, 1), plan.extra_v.flatten(0, 1)  # [g, Ne, D]
         out, lse = extra_attention(queries, keys, values, plan.qk_scale / LOG2E)
     out, lse = out.transpose(2, 3), lse.transpose(2, 3) * LOG2E  # stage 2's [g, tiles, b2, b1] order, log2
     if plan.has_local_tiles:
