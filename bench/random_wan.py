@@ -1,4 +1,4 @@
-"""Random-weight Wan DiTs at real sizes, built through ComfyUI's own model class (bench helpers).
+"""Random-weight DiTs at real sizes, built through ComfyUI's own model classes (bench helpers).
 
 Speed does not depend on weight values, so the benches time ComfyUI's ``WanModel`` at the released
 sizes with random weights (norms at 1, biases at 0, fan-in scaled matrices), loaded through
@@ -23,9 +23,17 @@ def random_wan_state_dict(config: dict, dtype, device, seed: int = 0) -> dict:
         dit = wan.WanModel(model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, freq_dim=256,
                            text_dim=TEXT_DIM, qk_norm=True, cross_attn_norm=True,
                            operations=comfy.ops.disable_weight_init, **config)  # fmt: skip
+    return random_state_dict(dit, dtype, device, seed)
+
+
+def random_state_dict(meta_module, dtype, device, seed: int = 0) -> dict:
+    """Random weights for every tensor of a module built on the meta device: norms at 1, biases at 0,
+    fan-in scaled matrices (so activations keep their scale through the blocks)."""
+    import torch
+
     g = torch.Generator(device=device).manual_seed(seed)
     sd = {}
-    for name, p in dit.state_dict().items():
+    for name, p in meta_module.state_dict().items():
         leaf = name.rsplit(".", 1)[-1]
         if leaf == "bias" and p.ndim == 1:
             t = torch.zeros(p.shape, device=device, dtype=dtype)
