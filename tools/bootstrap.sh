@@ -97,6 +97,7 @@ rtv_dev:
     base_path: $ROOT
     custom_nodes: custom_nodes
     diffusion_models: models/diffusion_models
+    checkpoints: models/checkpoints
     vae: models/vae
     text_encoders: models/text_encoders
 YAML

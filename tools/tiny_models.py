@@ -41,6 +41,9 @@ HUNYUAN_VIDEO_T2V_720P = "hunyuan_video_t2v_720p_bf16.safetensors"
 HUNYUAN_VIDEO_VAE = "hunyuan_video_vae_bf16.safetensors"
 HUNYUAN_CLIP_L = "clip_l.safetensors"
 HUNYUAN_LLAVA = "llava_llama3_fp8_scaled.safetensors"
+# LTX-Video 0.9.5 as ComfyUI's own LTXV template loads it (one file: transformer and VAE), with T5-XXL.
+LTXV_2B_CHECKPOINT = "ltx-video-2b-v0.9.5.safetensors"
+LTXV_T5_XXL = "t5xxl_fp16.safetensors"
 LTXV_TRANSFORMER = "ltxv_transformer.safetensors"
 # The start image of shipped image-to-video workflows: ComfyUI ships input/example.png.
 EXAMPLE_IMAGE = "example.png"
@@ -238,6 +241,30 @@ def tiny_hunyuan_video_state_dict(seed: int = 0, dtype=None, dim: int = TINY_HUN
     return {k: v.to(dtype) for k, v in sd.items()} if dtype is not None else sd
 
 
+TINY_LTXV_VAE_CONFIG = {
+    "_class_name": "CausalVideoAutoencoder", "dims": 3, "in_channels": 3, "out_channels": 3, "latent_channels": 128,
+    "blocks": [["res_x", 1], ["compress_all", 1], ["compress_all", 1], ["compress_all", 1], ["res_x", 1]],
+    "scaling_factor": 1.0, "norm_layer": "pixel_norm", "patch_size": 4, "latent_log_var": "uniform",
+    "use_quant_conv": False, "causal_decoder": False, "timestep_conditioning": False,
+}
+"""A small LTXV VAE with the real latent geometry (128 channels, 32x spatial, 8x temporal): ComfyUI takes an LTXV
+VAE's layout from the file's ``config`` metadata, and needs ``decoder.up_blocks.0.res_blocks`` to detect it."""
+
+
+def build_ltxv_checkpoint(path: Path) -> None:
+    """A tiny LTX-Video single-file checkpoint (transformer + VAE, ``config`` metadata) for CheckpointLoaderSimple."""
+    import json
+
+    import torch
+    from comfy.ldm.lightricks.vae.causal_video_autoencoder import VideoVAE
+    from safetensors.torch import save_file
+
+    sd = {f"model.diffusion_model.{k}": v for k, v in tiny_ltxv_state_dict(seed=8, dtype=torch.bfloat16).items()}
+    vae = _randomize(VideoVAE(config=TINY_LTXV_VAE_CONFIG), seed=9)
+    sd.update({f"vae.{k}": v.to(torch.bfloat16) for k, v in vae.items()})
+    save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION, "config": json.dumps({"vae": TINY_LTXV_VAE_CONFIG})})
+
+
 def hunyuan_conditioning(seed: int = 0, tokens: int = 8, padded_tokens: int = 0) -> list:
     """HunyuanVideo conditioning: LLaVA-Llama text [1, T, 4096] and the CLIP-L ``pooled_output`` [1, 768].
 
@@ -276,6 +303,7 @@ TINY_MODELS = {
     # host decodes HunyuanVideo latents with the tiny Wan 2.1 VAE: same latent geometry (16 channels, 8x
     # spatial, 4x causal temporal). The shipped workflow's graph runs; its decoder is a stand-in.
     ("vae", HUNYUAN_VIDEO_VAE): build_wan21_vae,
+    ("checkpoints", LTXV_2B_CHECKPOINT): build_ltxv_checkpoint,
 }
 
 
@@ -320,7 +348,7 @@ def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_
     prompt = copy.deepcopy(api_prompt)
     for node in prompt.values():
         inputs = node["inputs"]
-        for key in ("unet_name", "vae_name"):
+        for key in ("unet_name", "vae_name", "ckpt_name"):
             name = inputs.get(key)
             if isinstance(name, str) and not name.startswith((TINY_FOLDER + "/", SHIPPED_MODEL_PREFIX)):
                 inputs[key] = tiny_name(inputs[key])

@@ -1,7 +1,14 @@
 """Shipped workflows of Monarch attention on the other video families (see tools/make_workflows.py)."""
 
 from make_workflows import monarch_attention
-from tiny_models import HUNYUAN_CLIP_L, HUNYUAN_LLAVA, HUNYUAN_VIDEO_T2V_720P, HUNYUAN_VIDEO_VAE
+from tiny_models import (
+    HUNYUAN_CLIP_L,
+    HUNYUAN_LLAVA,
+    HUNYUAN_VIDEO_T2V_720P,
+    HUNYUAN_VIDEO_VAE,
+    LTXV_2B_CHECKPOINT,
+    LTXV_T5_XXL,
+)
 
 HUNYUAN_NOTE = (
     "Models (ComfyUI's HunyuanVideo repackaged release, Comfy-Org/HunyuanVideo_repackaged):\n"
@@ -42,4 +49,43 @@ def hunyuan_t2v_monarch() -> tuple[dict, list[str]]:
     return prompt, [HUNYUAN_NOTE]
 
 
-WORKFLOWS = {"hunyuan_video_t2v_monarch_attention.json": hunyuan_t2v_monarch}
+LTXV_NOTE = (
+    "Models (Lightricks/LTX-Video, as ComfyUI's own LTX-Video template loads them):\n"
+    f"- models/checkpoints/{LTXV_2B_CHECKPOINT} (transformer and VAE in one file)\n"
+    f"- models/text_encoders/{LTXV_T5_XXL}\n\n"
+    "Monarch Attention (RTV) replaces LTX-Video's self-attention (attn1 of every block); guide frames added by "
+    "LTXVAddGuide / LTXVImgToVideo stay exact. LTX-Video's frames are 32 px per token, so a frame has few tokens "
+    "and Monarch gains less than on Wan or HunyuanVideo (README: 1.9x cuDNN at 704p x 257 frames, 13B)."
+)
+
+
+def ltxv_t2v_monarch() -> tuple[dict, list[str]]:
+    """LTX-Video 2B T2V with Monarch attention patched in (ComfyUI's LTXV template, one node added)."""
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": LTXV_2B_CHECKPOINT}},
+        "2": monarch_attention(["1", 0]),
+        "3": {"class_type": "CLIPLoader", "inputs": {"clip_name": LTXV_T5_XXL, "type": "ltxv", "device": "default"}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {
+            "clip": ["3", 0], "text": "a red fox runs through fresh snow in a birch forest, morning light"}},
+        "5": {"class_type": "CLIPTextEncode", "inputs": {
+            "clip": ["3", 0], "text": "low quality, worst quality, deformed, distorted, disfigured, motion smear"}},
+        "6": {"class_type": "LTXVConditioning", "inputs": {"positive": ["4", 0], "negative": ["5", 0], "frame_rate": 25.0}},
+        "7": {"class_type": "EmptyLTXVLatentVideo", "inputs": {"width": 768, "height": 512, "length": 97, "batch_size": 1}},
+        "8": {"class_type": "LTXVScheduler", "inputs": {
+            "steps": 30, "max_shift": 2.05, "base_shift": 0.95, "stretch": True, "terminal": 0.1, "latent": ["7", 0]}},
+        "9": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "10": {"class_type": "SamplerCustom", "inputs": {
+            "model": ["2", 0], "add_noise": True, "noise_seed": 7, "cfg": 3.0, "positive": ["6", 0],
+            "negative": ["6", 1], "sampler": ["9", 0], "sigmas": ["8", 0], "latent_image": ["7", 0]}},
+        "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 2]}},
+        "12": {"class_type": "SaveAnimatedWEBP", "inputs": {
+            "images": ["11", 0], "filename_prefix": "RealtimeVideo/ltxv_t2v_monarch", "fps": 25.0,
+            "lossless": False, "quality": 90, "method": "default"}},
+    }
+    return prompt, [LTXV_NOTE]
+
+
+WORKFLOWS = {
+    "hunyuan_video_t2v_monarch_attention.json": hunyuan_t2v_monarch,
+    "ltxv_t2v_monarch_attention.json": ltxv_t2v_monarch,
+}

@@ -39,7 +39,7 @@ TINY_MAPPING_JS = """
   const link = (id) => (g.getLink ? g.getLink(id) : (g.links.get ? g.links.get(id) : g.links[id]));
   for (const n of [...g._nodes]) {
     for (const w of n.widgets || []) {
-      if ((w.name === 'unet_name' || w.name === 'vae_name') && !String(w.value).startsWith('%(folder)s/')
+      if (['unet_name', 'vae_name', 'ckpt_name'].includes(w.name) && !String(w.value).startsWith('%(folder)s/')
           && !String(w.value).startsWith('%(shipped)s'))
         w.value = '%(folder)s/' + w.value;
       if (n.type.startsWith('Empty') && w.name === 'width') w.value = %(width)d;
