@@ -137,6 +137,9 @@ class _CallState:
     step: int | None
     total_steps: int | None
     block: Callable[[dict], int | None]  # picklable: sequence parallel sends the state to its workers
+    kept_keys: dict = field(default_factory=dict)
+    """Per text mask of this model call (every block passes the same one): the extra keys it keeps.
+    Reading a mask waits for the GPU, so once per call instead of once per block."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,7 @@ class MonarchPatch:
             q, k, v = (t.view(b, t.shape[1], heads, hd // heads).transpose(1, 2) for t in (q, k, v))
         mask = kwargs.get("mask")
         key_grid = None if state.grid.has_extras or mask is not None else self._key_grid(q, k, state.grid)
-        joint = self._joint_layout(q, k, state.grid, mask) if key_grid is None else None
+        joint = self._joint_layout(q, k, state, mask) if key_grid is None else None
         if key_grid is None and joint is None:
             self.stats.dense += 1
             return self._dense(func, *args, **kwargs)
@@ -279,13 +282,16 @@ class MonarchPatch:
         return TokenGrid(nk // grid.frame_tokens, grid.rows, grid.cols)
 
     @staticmethod
-    def _joint_layout(q, k, grid: TokenGrid, mask) -> _JointLayout | None:
+    def _joint_layout(q, k, state: _CallState, mask) -> _JointLayout | None:
         """Where the grid sits in a self-attention over grid and extra tokens, or None (then dense)."""
-        tokens = k.shape[2]
+        grid, tokens = state.grid, k.shape[2]
         suffix = tokens - grid.prefix_tokens - grid.tokens if grid.suffix_tokens == SUFFIX_REST else grid.suffix_tokens
         if q.shape[2] != tokens or suffix < 0 or grid.prefix_tokens + grid.tokens + suffix != tokens:
             return None
-        kept = _kept_keys(mask, tokens, slice(grid.prefix_tokens, grid.prefix_tokens + grid.tokens))
+        key = None if mask is None else (mask.data_ptr(), tuple(mask.shape), mask._version)
+        if key not in state.kept_keys:
+            state.kept_keys[key] = _kept_keys(mask, tokens, slice(grid.prefix_tokens, grid.prefix_tokens + grid.tokens))
+        kept = state.kept_keys[key]
         if kept is False:
             return None
         return _JointLayout(grid.prefix_tokens, TokenGrid(grid.frames, grid.rows, grid.cols), suffix, kept)
