@@ -104,7 +104,7 @@ def parse_block_list(text: str) -> frozenset:
     return frozenset(blocks)
 
 
-def check_grid_fits(grid: TokenGrid, s: MonarchSettings, pixels_per_token: int = 16) -> None:
+def check_grid_fits(grid: TokenGrid, s: MonarchSettings, pixels_per_token: int = 16, frames_per_latent: int = 4) -> None:
     """Raise a ValueError that tells the user which setting or size to change."""
     for axis, size, split, pixels in (("rows", grid.rows, s.h_split, "height"),
                                       ("columns", grid.cols, s.w_split, "width")):
@@ -118,7 +118,7 @@ def check_grid_fits(grid: TokenGrid, s: MonarchSettings, pixels_per_token: int =
     if grid.frames % s.tile_frames:
         raise ValueError(
             f"[RTV] Monarch attention: tile_frames={s.tile_frames} does not divide the {grid.frames} latent frames "
-            f"of this call. Use a divisor of {grid.frames} or a frame count 4*k*tile_frames+1."
+            f"of this call. Use a divisor of {grid.frames} or a frame count {frames_per_latent}*k*tile_frames+1."
         )
 
 
@@ -191,7 +191,7 @@ class MonarchPatch:
         if grid is None:  # tokens this patch cannot place on a grid: every call stays dense
             self.stats.model_calls += 1
             return executor(*args, **kwargs)
-        check_grid_fits(grid, self.settings, family.pixels_per_token)
+        check_grid_fits(grid, self.settings, family.pixels_per_token, family.frames_per_latent)
         # Finding the step compares device tensors (a device sync per model call, which stalls the
         # launch queue): only done when a setting depends on it.
         needs_step = self.settings.dense_first_steps or self.settings.dense_last_steps or self.settings.report_error

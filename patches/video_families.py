@@ -33,6 +33,8 @@ class VideoFamily:
     """Markers and model-specific patches on a ModelPatcher clone."""
     pixels_per_token: int = 16
     """Frame pixels per token along height and width (VAE stride x patch): for error messages."""
+    frames_per_latent: int = 4
+    """Video frames per latent frame (the VAE's temporal stride): for error messages."""
 
 
 def _wan_call_grid(dm, args, kwargs):
@@ -87,7 +89,7 @@ def _install_nothing(model) -> None:
 
 FAMILIES = (
     (is_wan_model, VideoFamily("wan", _wan_call_grid, _marks, _install_wan)),
-    (is_ltxv_model, VideoFamily("ltxv", _ltxv_call_grid, _marks, _install_ltxv, 32)),
+    (is_ltxv_model, VideoFamily("ltxv", _ltxv_call_grid, _marks, _install_ltxv, 32, 8)),
     (is_hunyuan_video_model, VideoFamily("hunyuan_video", _hunyuan_call_grid, _joint_blocks, _install_nothing)),
 )
 

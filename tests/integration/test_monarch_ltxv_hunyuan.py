@@ -106,3 +106,15 @@ def test_dense_blocks_count_hunyuan_single_blocks_after_the_double_ones(hunyuan)
     stats = _stats(patched)
     assert stats.dense == 2 * stats.model_calls
     assert stats.replaced == (TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE - 2) * stats.model_calls
+
+
+def test_a_split_that_does_not_fit_says_what_to_change_in_the_family_s_units(ltxv, hunyuan):
+    with pytest.raises(ValueError, match=r"h_split=3 does not divide the 4 token rows.*pixels / 32"):
+        _sample(apply_monarch_attention(ltxv, MonarchSettings(h_split=3)), LTXV_LATENT, ltxv_conditioning(0),
+                ltxv_conditioning(1))  # fmt: skip
+    with pytest.raises(ValueError, match=r"tile_frames=2 does not divide the 3 latent frames.*8\*k\*tile_frames\+1"):
+        _sample(apply_monarch_attention(ltxv, MonarchSettings(tile_frames=2)), LTXV_LATENT, ltxv_conditioning(0),
+                ltxv_conditioning(1))  # fmt: skip
+    with pytest.raises(ValueError, match=r"w_split=4 does not divide the 6 token columns.*pixels / 16"):
+        _sample(apply_monarch_attention(hunyuan, MonarchSettings(w_split=4)), HUNYUAN_LATENT,
+                hunyuan_conditioning(0), hunyuan_conditioning(1))  # fmt: skip
