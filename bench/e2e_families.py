@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_wan import MODES, one_step_seconds  # noqa: E402
+from e2e_wan import MODES, one_step_seconds, print_step_table  # noqa: E402
 from random_wan import random_state_dict  # noqa: E402
 
 TEXT_TOKENS = 256
@@ -159,14 +159,7 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(info, indent=1) + "\n")
-    print(f"\n{'case':<14} {'mode':<11} {'step ms':>9} {'x stock':>8} {'rel L2':>8} {'peak GiB':>9}")
-    for name, r in results.items():
-        if "skipped" in r:
-            print(f"{name:<14} skipped: {r['skipped'][:60]}")
-            continue
-        for mode, row in r["modes"].items():
-            print(f"{name:<14} {mode:<11} {row['step_ms']:>9} {row.get('speedup_vs_stock', '-'):>8} "
-                  f"{row.get('rel_l2_vs_stock', '-'):>8} {str(row['peak_device_gib']):>9}")  # fmt: skip
+    print_step_table(results, "case")
     print(f"\n{device_name}, torch {info['torch']}, cuDNN {info['cudnn']}, triton {info['triton']}\nwrote {out}")
     return 0
 

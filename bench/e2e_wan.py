@@ -145,6 +145,19 @@ def bench_size(args, torch, comfy, size: dict, frames: int) -> dict:
     }
 
 
+def print_step_table(results: dict, label: str) -> None:
+    """The per-mode step times of every case (``bench_size``'s records) as a table."""
+    width = max([len(label), *map(len, results)])
+    print(f"\n{label:<{width}} {'mode':<11} {'step ms':>9} {'x stock':>8} {'rel L2':>8} {'peak GiB':>9}")
+    for name, r in results.items():
+        if "skipped" in r:
+            print(f"{name:<{width}} skipped: {r['skipped'][:60]}")
+            continue
+        for mode, row in r["modes"].items():
+            print(f"{name:<{width}} {mode:<11} {row['step_ms']:>9} {row.get('speedup_vs_stock', '-'):>8} "
+                  f"{row.get('rel_l2_vs_stock', '-'):>8} {str(row['peak_device_gib']):>9}")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--comfy-dir", default=str(REPO / ".host" / "ComfyUI"))
@@ -220,14 +233,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(info, indent=1) + "\n")
 
-    print(f"\n{'size':<6} {'mode':<11} {'step ms':>9} {'x stock':>8} {'rel L2':>8} {'peak GiB':>9}")
-    for name, r in results.items():
-        if "skipped" in r:
-            print(f"{name:<6} skipped: {r['skipped'][:60]}")
-            continue
-        for mode, row in r["modes"].items():
-            print(f"{name:<6} {mode:<11} {row['step_ms']:>9} {row.get('speedup_vs_stock', '-'):>8} "
-                  f"{row.get('rel_l2_vs_stock', '-'):>8} {str(row['peak_device_gib']):>9}")  # fmt: skip
+    print_step_table(results, "size")
     for name, ok in targets.items():
         print(f"{('PASS' if ok else 'MISS') if on_cuda else 'n/a (CPU smoke run)'}  {name}")
     print(f"\n{device_name}, torch {info['torch']}, cuDNN {info['cudnn']}, triton {info['triton']}")

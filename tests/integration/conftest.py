@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 COMFY_DIR = Path(os.environ.get("COMFYUI_PATH") or Path(__file__).resolve().parents[2] / ".host" / "ComfyUI")
 if not (COMFY_DIR / "comfy").is_dir():
     raise RuntimeError(f"no ComfyUI tree at {COMFY_DIR}: run `make test` (it installs one) or set COMFYUI_PATH")
@@ -16,3 +18,21 @@ sys.path.insert(0, str(COMFY_DIR))
 import comfy.cli_args  # noqa: E402
 
 comfy.cli_args.args.cpu = True
+
+
+@pytest.fixture(scope="session")
+def tiny_ltxv():
+    """A tiny random LTX-Video DiT through ComfyUI's real detection and loader (tools/tiny_models.py)."""
+    import comfy.sd
+    from tiny_models import tiny_ltxv_state_dict
+
+    return comfy.sd.load_diffusion_model_state_dict(tiny_ltxv_state_dict(seed=0))
+
+
+@pytest.fixture(scope="session")
+def tiny_hunyuan():
+    """A tiny random HunyuanVideo DiT through ComfyUI's real detection and loader (tools/tiny_models.py)."""
+    import comfy.sd
+    from tiny_models import tiny_hunyuan_video_state_dict
+
+    return comfy.sd.load_diffusion_model_state_dict(tiny_hunyuan_video_state_dict(seed=0))

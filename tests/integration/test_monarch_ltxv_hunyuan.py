@@ -17,8 +17,6 @@ from tiny_models import (
     TINY_LTXV_LAYERS,
     hunyuan_conditioning,
     ltxv_conditioning,
-    tiny_hunyuan_video_state_dict,
-    tiny_ltxv_state_dict,
 )
 
 from rtv.patches.attention import MonarchSettings, apply_monarch_attention
@@ -52,14 +50,14 @@ def _assert_exact_and_replaced(model, shape, positive, negative, self_attention_
     assert stats.replaced == self_attention_per_call * stats.model_calls
 
 
-@pytest.fixture(scope="module")
-def ltxv():
-    return comfy.sd.load_diffusion_model_state_dict(tiny_ltxv_state_dict(seed=0))
+@pytest.fixture
+def ltxv(tiny_ltxv):
+    return tiny_ltxv
 
 
-@pytest.fixture(scope="module")
-def hunyuan():
-    return comfy.sd.load_diffusion_model_state_dict(tiny_hunyuan_video_state_dict(seed=0))
+@pytest.fixture
+def hunyuan(tiny_hunyuan):
+    return tiny_hunyuan
 
 
 def test_ltxv_one_row_per_tile_is_exact_and_every_self_attention_is_replaced(ltxv):

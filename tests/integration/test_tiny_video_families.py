@@ -19,8 +19,6 @@ from tiny_models import (
     TINY_LTXV_LAYERS,
     hunyuan_conditioning,
     ltxv_conditioning,
-    tiny_hunyuan_video_state_dict,
-    tiny_ltxv_state_dict,
 )
 
 LTXV_LATENT = (1, 128, 2, 4, 6)  # 2 latent frames of 4 x 6 tokens (patch size 1)
@@ -35,14 +33,14 @@ def _sample(model, latent_shape, positive, negative, seed=5):
                                seed=seed, disable_pbar=True)
 
 
-@pytest.fixture(scope="module")
-def ltxv():
-    return comfy.sd.load_diffusion_model_state_dict(tiny_ltxv_state_dict(seed=0))
+@pytest.fixture
+def ltxv(tiny_ltxv):
+    return tiny_ltxv
 
 
-@pytest.fixture(scope="module")
-def hunyuan():
-    return comfy.sd.load_diffusion_model_state_dict(tiny_hunyuan_video_state_dict(seed=0))
+@pytest.fixture
+def hunyuan(tiny_hunyuan):
+    return tiny_hunyuan
 
 
 def test_ltxv_is_detected_and_samples(ltxv):
