@@ -50,21 +50,11 @@ def _assert_exact_and_replaced(model, shape, positive, negative, self_attention_
     assert stats.replaced == self_attention_per_call * stats.model_calls
 
 
-@pytest.fixture
-def ltxv(tiny_ltxv):
-    return tiny_ltxv
+def test_ltxv_one_row_per_tile_is_exact_and_every_self_attention_is_replaced(tiny_ltxv):
+    _assert_exact_and_replaced(tiny_ltxv, LTXV_LATENT, ltxv_conditioning(0), ltxv_conditioning(1), TINY_LTXV_LAYERS)
 
 
-@pytest.fixture
-def hunyuan(tiny_hunyuan):
-    return tiny_hunyuan
-
-
-def test_ltxv_one_row_per_tile_is_exact_and_every_self_attention_is_replaced(ltxv):
-    _assert_exact_and_replaced(ltxv, LTXV_LATENT, ltxv_conditioning(0), ltxv_conditioning(1), TINY_LTXV_LAYERS)
-
-
-def test_ltxv_guide_frames_stay_exact(ltxv):
+def test_ltxv_guide_frames_stay_exact(tiny_ltxv):
     """The last latent frame is a guide (``keyframe_idxs`` moves its tokens elsewhere in time): the
     grid is the first two frames, the guide's tokens are extra keys and dense queries."""
     guide_tokens = ROWS * 6
@@ -76,15 +66,15 @@ def test_ltxv_guide_frames_stay_exact(ltxv):
         cond[0][1]["keyframe_idxs"] = coords
         return cond
 
-    _assert_exact_and_replaced(ltxv, LTXV_LATENT, guided(0), guided(1), TINY_LTXV_LAYERS)
+    _assert_exact_and_replaced(tiny_ltxv, LTXV_LATENT, guided(0), guided(1), TINY_LTXV_LAYERS)
 
 
-def test_hunyuan_video_one_row_per_tile_is_exact_with_its_text_exact(hunyuan):
-    _assert_exact_and_replaced(hunyuan, HUNYUAN_LATENT, hunyuan_conditioning(0), hunyuan_conditioning(1),
+def test_hunyuan_video_one_row_per_tile_is_exact_with_its_text_exact(tiny_hunyuan):
+    _assert_exact_and_replaced(tiny_hunyuan, HUNYUAN_LATENT, hunyuan_conditioning(0), hunyuan_conditioning(1),
                                TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE)  # fmt: skip
 
 
-def test_hunyuan_video_padded_text_and_reference_latent_stay_exact(hunyuan):
+def test_hunyuan_video_padded_text_and_reference_latent_stay_exact(tiny_hunyuan):
     """Padded text tokens (an additive mask) are dropped from the extra keys; a reference latent's tokens
     (I2V, in front of the video) are extra keys too. Different mask lengths keep cond and uncond in two
     model calls (ComfyUI 0.3.75 builds HunyuanVideo's text mask with batch 1)."""
@@ -93,26 +83,26 @@ def test_hunyuan_video_padded_text_and_reference_latent_stay_exact(hunyuan):
     reference = torch.randn(1, 16, 1, 8, 12, generator=torch.Generator().manual_seed(3))
     for cond in (positive, negative):
         cond[0][1]["ref_latent"] = reference
-    _assert_exact_and_replaced(hunyuan, HUNYUAN_LATENT, positive, negative, TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE)
+    _assert_exact_and_replaced(tiny_hunyuan, HUNYUAN_LATENT, positive, negative, TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE)
 
 
-def test_dense_blocks_count_hunyuan_single_blocks_after_the_double_ones(hunyuan):
+def test_dense_blocks_count_hunyuan_single_blocks_after_the_double_ones(tiny_hunyuan):
     """Block numbers: double blocks 0.., then single blocks; the token refiner is never touched."""
     last_single = TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE - 1
-    patched = apply_monarch_attention(hunyuan, MonarchSettings(dense_blocks=frozenset({0, last_single})))
+    patched = apply_monarch_attention(tiny_hunyuan, MonarchSettings(dense_blocks=frozenset({0, last_single})))
     _sample(patched, HUNYUAN_LATENT, hunyuan_conditioning(0), hunyuan_conditioning(1))
     stats = _stats(patched)
     assert stats.dense == 2 * stats.model_calls
     assert stats.replaced == (TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE - 2) * stats.model_calls
 
 
-def test_a_split_that_does_not_fit_says_what_to_change_in_the_family_s_units(ltxv, hunyuan):
+def test_a_split_that_does_not_fit_says_what_to_change_in_the_family_s_units(tiny_ltxv, tiny_hunyuan):
     with pytest.raises(ValueError, match=r"h_split=3 does not divide the 4 token rows.*pixels / 32"):
-        _sample(apply_monarch_attention(ltxv, MonarchSettings(h_split=3)), LTXV_LATENT, ltxv_conditioning(0),
+        _sample(apply_monarch_attention(tiny_ltxv, MonarchSettings(h_split=3)), LTXV_LATENT, ltxv_conditioning(0),
                 ltxv_conditioning(1))  # fmt: skip
     with pytest.raises(ValueError, match=r"tile_frames=2 does not divide the 3 latent frames.*8\*k\*tile_frames\+1"):
-        _sample(apply_monarch_attention(ltxv, MonarchSettings(tile_frames=2)), LTXV_LATENT, ltxv_conditioning(0),
+        _sample(apply_monarch_attention(tiny_ltxv, MonarchSettings(tile_frames=2)), LTXV_LATENT, ltxv_conditioning(0),
                 ltxv_conditioning(1))  # fmt: skip
     with pytest.raises(ValueError, match=r"w_split=4 does not divide the 6 token columns.*pixels / 16"):
-        _sample(apply_monarch_attention(hunyuan, MonarchSettings(w_split=4)), HUNYUAN_LATENT,
+        _sample(apply_monarch_attention(tiny_hunyuan, MonarchSettings(w_split=4)), HUNYUAN_LATENT,
                 hunyuan_conditioning(0), hunyuan_conditioning(1))  # fmt: skip
