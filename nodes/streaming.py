@@ -87,10 +87,12 @@ class StreamingSamplerNode(io.ComfyNode):
                 "decoded at once (no VAE seam), saved to the output folder and survive an interrupt."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="A Wan 2.1/2.2 model (T2V, or I2V for i2v_start_frames)."),
+                io.Model.Input("model", tooltip="A Wan 2.1/2.2 model (T2V, or I2V for i2v_start_frames) or a "
+                                                "HunyuanVideo model (pinned_latents)."),
                 io.Conditioning.Input("positive", tooltip="Prompt conditioning, used for every chunk."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning, used for every chunk."),
-                io.Vae.Input("vae", tooltip="The Wan 2.1 VAE: decodes each chunk as it finishes."),
+                io.Vae.Input("vae", tooltip="The model's VAE: decodes each chunk as it finishes (the Wan 2.1 VAE "
+                                            "with no seam at all; others, e.g. HunyuanVideo's, from the overlap)."),
                 io.Int.Input("width", default=832, min=16, max=MAX_RESOLUTION, step=16, tooltip="Frame width (x16)."),
                 io.Int.Input("height", default=480, min=16, max=MAX_RESOLUTION, step=16, tooltip="Frame height (x16)."),
                 io.Int.Input("total_frames", default=161, min=1, max=MAX_FRAMES,

@@ -13,9 +13,11 @@ conditioned in one of two ways:
 Anchor memory keeps chunk 0's first latent as an extra pinned context frame in front of every later
 chunk, at its global time index (RoPE frame 0, the chunk's frames at k(a-m)...), attended with weight
 ``anchor_strength`` (0 = no anchor frame; see patches/anchor.py); drift correction pulls each new chunk's per-channel latent
-mean and std toward chunk 0's. Finished chunks are decoded at once by a streaming causal decoder
-(bit-identical to one decode of the stitched latent), moved to the CPU and saved to the output folder,
-so device memory stays flat and an interrupt loses no finished chunk.
+mean and std toward chunk 0's. Finished chunks are decoded at once: with a Wan 2.1 VAE by a streaming causal
+decoder (bit-identical to one decode of the stitched latent), with other VAEs (HunyuanVideo's) chunk by chunk
+from the overlap (``chunk_decode.py``); then moved to the CPU and saved to the output folder, so device memory
+stays flat and an interrupt loses no finished chunk. HunyuanVideo models stream like Wan T2V ones (pinned
+overlap latents); anchor memory and I2V start frames are Wan's.
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ import comfy.utils
 import torch
 
 from ..patches.anchor import AnchorContext, apply_anchor_bias
-from ..patches.rope import apply_frame_positions
+from ..patches.rope import FramePositions, apply_frame_positions
+from ..patches.video_families import video_family
+from .chunk_decode import ChunkDecoder
 from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE, ChunkPlan
 from .wan_vae_stream import StreamingWanDecoder
 
 OVERLAP_MODES = ("pinned_latents", "i2v_start_frames")
+STREAMED_FAMILIES = ("wan", "hunyuan_video")
+"""Model families whose latents have Wan's layout (16 channels, 8x spatial, 4x causal temporal)."""
 STD_FLOOR = 1e-6
 log = logging.getLogger("RealtimeVideo")
 
@@ -114,10 +120,22 @@ class StreamingSampler:
         if settings.width % (2 * SPATIAL_STRIDE) or settings.height % (2 * SPATIAL_STRIDE):
             raise ValueError(f"[RTV] width and height must be multiples of 16 (Wan latent 8x, patch 2x); "
                              f"got {settings.width}x{settings.height}")
-        if settings.overlap_mode == "i2v_start_frames" and not _model_wants_image_channels(model):
+        dm = model.get_model_object("diffusion_model")
+        family = video_family(dm)
+        if family is None or family.name not in STREAMED_FAMILIES:
+            raise ValueError(f"[RTV] the streaming sampler serves Wan 2.1/2.2 and HunyuanVideo models (latents of "
+                             f"16 channels, 4 frames per latent); this model is {type(dm).__name__}.")
+        wan = family.name == "wan"
+        if settings.overlap_mode == "i2v_start_frames" and not (wan and _model_wants_image_channels(model)):
             raise ValueError("[RTV] overlap_mode 'i2v_start_frames' needs an image-to-video Wan model (e.g. Wan 2.1 "
                              "I2V 14B); this model is text-to-video: use 'pinned_latents'.")
-        self.model, self.positions = apply_frame_positions(model)
+        if settings.anchor_strength > 0 and not wan:
+            raise ValueError("[RTV] anchor_strength > 0 puts chunk 0's first frame at its global time index in "
+                             "front of every chunk, which the pack does for Wan models only: set anchor_strength "
+                             "to 0 for this HunyuanVideo model.")
+        # Without an anchor every token of a chunk shares one time origin, and RoPE only sees differences:
+        # other families need no global positions.
+        self.model, self.positions = apply_frame_positions(model) if wan else (model, FramePositions())
         self.anchor_context = AnchorContext(settings.anchor_strength)
         if 0 < settings.anchor_strength < 1:
             self.model = apply_anchor_bias(self.model, self.anchor_context)
@@ -127,10 +145,7 @@ class StreamingSampler:
         self.clip_vision_output = clip_vision_output
         self.chunk_positives = chunk_positives or None
         self.hooks = hooks or ChunkHooks()
-        if not StreamingWanDecoder.supports(vae):
-            raise ValueError("[RTV] the streaming sampler decodes with a Wan 2.1 VAE (wan_2.1_vae); this VAE is "
-                             f"{type(getattr(vae, 'first_stage_model', vae)).__name__}.")
-        self.decoder = StreamingWanDecoder(vae)
+        self.decoder = StreamingWanDecoder(vae) if StreamingWanDecoder.supports(vae) else ChunkDecoder(vae)
         self.latent_hw = (settings.height // SPATIAL_STRIDE, settings.width // SPATIAL_STRIDE)
 
     # ------------------------------------------------------------------------------------ loop
@@ -175,7 +190,7 @@ class StreamingSampler:
                 start = chunk.new_latents[0]
                 samples[:, :, start:] = match_channel_statistics(samples[:, :, start:], *anchor_stats, s.drift_correction)
             new = samples[:, :, chunk.new_latents[0]:chunk.new_latents[1]]
-            frames = self.decoder.push(new).cpu()
+            frames = self._decode(samples, new, chunk).cpu()
             working = _bytes(latent, mask, samples, anchor, *(self.decoder.feat_cache or []))
             peak_working = max(peak_working, working)
             kept_latents.append(new.cpu())
@@ -193,6 +208,11 @@ class StreamingSampler:
         return StreamResult(images, torch.cat(kept_latents, dim=2), reports, peak_working, peak_device)
 
     # ------------------------------------------------------------------------------------ pieces
+    def _decode(self, samples: torch.Tensor, new: torch.Tensor, chunk) -> torch.Tensor:
+        if isinstance(self.decoder, StreamingWanDecoder):  # causal cache across chunks: no seam
+            return self.decoder.push(new)
+        return self.decoder.push_chunk(samples, *chunk.new_latents)
+
     def _empty_latent(self, latents: int) -> torch.Tensor:
         return torch.zeros(1, LATENT_CHANNELS, latents, *self.latent_hw)
 

@@ -143,3 +143,23 @@ def test_streaming_after_monarch_attention_replaces_self_attention_in_every_chun
     chunk_runs = [tuple(map(int, s)) for s in summaries[-3:]]  # one sampling run per chunk
     assert len(chunk_runs) == 3
     assert all(replaced == 2 * calls and dense == 0 for replaced, dense, calls in chunk_runs)
+
+
+def test_a_hunyuan_video_model_streams_with_monarch_attention(server):
+    """HunyuanVideo through the node: the tiny model (Monarch patched in), its VAE's stand-in (the tiny Wan
+    2.1 VAE: ComfyUI 0.3.75 cannot build a small HunyuanVideo VAE), text conditioning of its family."""
+    g = stream_graph(21, 13, 5, prefix="hunyuan", width=96, height=64)
+    g["1"]["inputs"]["unet_name"] = "rtv_tiny/hunyuan_video_t2v_720p_bf16.safetensors"
+    g["2"]["inputs"]["vae_name"] = "rtv_tiny/hunyuan_video_vae_bf16.safetensors"
+    g["3"]["inputs"]["family"] = "hunyuan_video"
+    g["8"] = {"class_type": "RTV_MonarchAttention", "inputs": {
+        "model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1, "dense_first_steps": 0,
+        "dense_last_steps": 0, "dense_blocks": "", "backend": "auto", "report_error": False}}
+    g["5"]["inputs"]["model"] = ["8", 0]
+    result = server.run(g)
+    report = report_of(result)
+    assert report["frames"] == 21 and report["chunks"] == 2
+    assert webp_frame_count(result.files("6")[0]) == 21
+    summaries = re.findall(r"Monarch attention replaced (\d+) self-attention calls \((\d+) kept dense\)",
+                           server.log_path.read_text())
+    assert summaries and int(summaries[-1][0]) > 0 and int(summaries[-1][1]) == 0

@@ -1,0 +1,79 @@
+"""The streaming sampler on a HunyuanVideo model, and its decoder for VAEs other than Wan 2.1's.
+
+A tiny random HunyuanVideo DiT through ComfyUI's loader streams a video in overlapping chunks with its
+own sampler; HunyuanVideo latents have Wan's layout (16 channels, 8x spatial, 4x causal temporal), so
+the tiny Wan 2.1 VAE decodes them here (no HunyuanVideo VAE can be built small in ComfyUI 0.3.75).
+``ChunkDecoder`` serves every other VAE; it is checked against the Wan VAE's one-piece decode.
+"""
+
+import comfy.sd
+import comfy.utils
+import pytest
+import torch
+from tiny_models import REPO, WAN21_VAE, hunyuan_conditioning, ltxv_conditioning, tiny_name
+
+from rtv.sampling import streaming
+from rtv.sampling.chunk_decode import ChunkDecoder
+from rtv.sampling.chunk_plan import plan_chunks
+from rtv.sampling.streaming import StreamingSampler, StreamSettings
+
+VAE_PATH = REPO / ".host" / "models" / "vae" / tiny_name(WAN21_VAE)
+SETTINGS = StreamSettings(width=96, height=64, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple")
+
+
+@pytest.fixture(scope="module")
+def vae():
+    return comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH)))
+
+
+def _stream(model, vae, conditioning, plan, settings=SETTINGS):
+    return StreamingSampler(model, conditioning(0), conditioning(1), vae, plan, settings).run()
+
+
+def test_chunk_decoder_keeps_exactly_the_new_latents_frames(vae):
+    latents = torch.randn(1, 16, 6, 4, 6, generator=torch.Generator().manual_seed(0))
+    decoder = ChunkDecoder(vae)
+    whole = vae.decode(latents).reshape(-1, 32, 48, 3)
+    assert torch.equal(decoder.push_chunk(latents, 0, 6), whole)  # chunk 0: every frame
+    tail = decoder.push_chunk(latents, 3, 6)  # latents 3..5 are new: frames 9..20
+    assert tail.shape[0] == 12 and torch.equal(tail, whole[9:])
+
+
+def test_hunyuan_video_streams_with_pinned_overlaps(tiny_hunyuan, vae):
+    plan = plan_chunks(21, 13, 5, seed=3)
+    seen = []
+
+    class Hooks(streaming.ChunkHooks):
+        def chunk_finished(self, plan, report, frames, chunk_latents):
+            seen.append(chunk_latents.clone())
+
+    result = StreamingSampler(tiny_hunyuan, hunyuan_conditioning(0), hunyuan_conditioning(1), vae, plan, SETTINGS,
+                              hooks=Hooks()).run()  # fmt: skip
+    assert result.images.shape == (plan.total_frames, 64, 96, 3) and torch.isfinite(result.images).all()
+    assert result.latents.shape[2] == plan.total_latents
+    m, a = plan.overlap_latents, plan.chunk_latents - 1
+    for previous, current in zip(seen, seen[1:], strict=False):  # latents 1..m repeat the previous chunk's last m
+        assert torch.equal(current[:, :, 1 : m + 1], previous[:, :, a - m + 1 : a + 1])
+
+
+def test_the_chunk_decoder_streams_a_video_like_the_wan_decoder_in_its_first_chunk(tiny_hunyuan, vae, monkeypatch):
+    plan = plan_chunks(21, 13, 5, seed=3)
+    wan = _stream(tiny_hunyuan, vae, hunyuan_conditioning, plan)
+    monkeypatch.setattr(streaming.StreamingWanDecoder, "supports", staticmethod(lambda vae: False))
+    generic = _stream(tiny_hunyuan, vae, hunyuan_conditioning, plan)
+    assert generic.images.shape == wan.images.shape
+    assert torch.equal(generic.latents, wan.latents)  # sampling does not depend on the decoder
+    assert torch.equal(generic.images[: plan.chunk_frames], wan.images[: plan.chunk_frames])
+    assert torch.isfinite(generic.images).all()
+
+
+def test_what_the_streaming_sampler_cannot_do_with_other_families_says_so(tiny_hunyuan, tiny_ltxv, vae):
+    plan = plan_chunks(21, 13, 5)
+    with pytest.raises(ValueError, match="serves Wan 2.1/2.2 and HunyuanVideo.*LTXVModel"):
+        _stream(tiny_ltxv, vae, ltxv_conditioning, plan)
+    anchored = StreamSettings(**{**SETTINGS.__dict__, "anchor_strength": 0.5})
+    with pytest.raises(ValueError, match="set anchor_strength to 0 for this HunyuanVideo model"):
+        _stream(tiny_hunyuan, vae, hunyuan_conditioning, plan, anchored)
+    i2v = StreamSettings(**{**SETTINGS.__dict__, "overlap_mode": "i2v_start_frames"})
+    with pytest.raises(ValueError, match="needs an image-to-video Wan model"):
+        _stream(tiny_hunyuan, vae, hunyuan_conditioning, plan, i2v)
