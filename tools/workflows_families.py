@@ -49,6 +49,23 @@ def hunyuan_t2v_monarch() -> tuple[dict, list[str]]:
     return prompt, [HUNYUAN_NOTE]
 
 
+def hunyuan_long_streaming() -> tuple[dict, list[str]]:
+    """HunyuanVideo, 185 frames in chunks of 65 overlapping by 9, Monarch attention patched in."""
+    prompt, _ = hunyuan_t2v_monarch()
+    for node in ("8", "9", "11"):  # the latent, KSampler and tiled decode: the streaming sampler does all three
+        del prompt[node]
+    prompt["13"] = {"class_type": "RTV_StreamingSampler", "inputs": {
+        "model": ["3", 0], "positive": ["6", 0], "negative": ["7", 0], "vae": ["10", 0], "width": 848, "height": 480,
+        "total_frames": 185, "chunk_frames": 65, "overlap_frames": 9, "seed": 7, "steps": 20, "cfg": 1.0,
+        "sampler_name": "euler", "scheduler": "simple", "overlap_mode": "pinned_latents", "anchor_strength": 0.0,
+        "drift_correction": 0.0, "chunk_save_prefix": "RealtimeVideo/hunyuan_stream"}}
+    prompt["12"]["inputs"]["images"] = ["13", 0]
+    prompt["12"]["inputs"]["filename_prefix"] = "RealtimeVideo/hunyuan_long"
+    note = (HUNYUAN_NOTE + "\n\nStreaming Sampler (RTV): chunks of 65 frames overlapping by 9 (their latents are "
+            "held fixed); each chunk is decoded as it finishes and saved under output/RealtimeVideo/.")
+    return prompt, [note]
+
+
 LTXV_NOTE = (
     "Models (Lightricks/LTX-Video, as ComfyUI's own LTX-Video template loads them):\n"
     f"- models/checkpoints/{LTXV_2B_CHECKPOINT} (transformer and VAE in one file)\n"
@@ -88,4 +105,5 @@ def ltxv_t2v_monarch() -> tuple[dict, list[str]]:
 WORKFLOWS = {
     "hunyuan_video_t2v_monarch_attention.json": hunyuan_t2v_monarch,
     "ltxv_t2v_monarch_attention.json": ltxv_t2v_monarch,
+    "hunyuan_video_long_streaming.json": hunyuan_long_streaming,
 }
