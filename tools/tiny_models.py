@@ -299,7 +299,8 @@ TINY_MODELS = {
         tiny_hunyuan_video_state_dict, 6, "bfloat16", "tiny random HunyuanVideo T2V for tests"),
     ("diffusion_models", LTXV_TRANSFORMER): dit_file(
         tiny_ltxv_state_dict, 7, "bfloat16", "tiny random LTX-Video transformer for tests"),
-    # ComfyUI 0.3.75 builds the HunyuanVideo VAE at its full, fixed size whatever the file holds, so the tiny
+    # ComfyUI 0.3.75 builds the HunyuanVideo VAE's layout at a fixed full size (128-512 channels; only a full-size
+    # file loads, far too slow to decode on the test host's CPU), so the tiny
     # host decodes HunyuanVideo latents with the tiny Wan 2.1 VAE: same latent geometry (16 channels, 8x
     # spatial, 4x causal temporal). The shipped workflow's graph runs; its decoder is a stand-in.
     ("vae", HUNYUAN_VIDEO_VAE): build_wan21_vae,
