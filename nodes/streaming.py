@@ -16,7 +16,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from ..sampling.chunk_plan import plan_chunks
-from ..sampling.streaming import OVERLAP_MODES, ChunkHooks, StreamingSampler, StreamSettings
+from ..sampling.streaming import OVERLAP_MODES, ChunkHooks, StreamingSampler, StreamSettings, latent_layout
 
 MAX_FRAMES = 100_000
 MAX_RESOLUTION = 8192
@@ -88,13 +88,15 @@ class StreamingSamplerNode(io.ComfyNode):
             ),
             inputs=[
                 io.Model.Input("model", tooltip="A Wan 2.1/2.2 model (T2V, or I2V for i2v_start_frames) or a "
-                                                "HunyuanVideo model (pinned_latents)."),
+                                                "HunyuanVideo or LTX-Video model (pinned_latents)."),
                 io.Conditioning.Input("positive", tooltip="Prompt conditioning, used for every chunk."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning, used for every chunk."),
                 io.Vae.Input("vae", tooltip="The model's VAE: decodes each chunk as it finishes (the Wan 2.1 VAE "
                                             "with no seam at all; others, e.g. HunyuanVideo's, from the overlap)."),
-                io.Int.Input("width", default=832, min=16, max=MAX_RESOLUTION, step=16, tooltip="Frame width (x16)."),
-                io.Int.Input("height", default=480, min=16, max=MAX_RESOLUTION, step=16, tooltip="Frame height (x16)."),
+                io.Int.Input("width", default=832, min=16, max=MAX_RESOLUTION, step=16,
+                             tooltip="Frame width (x16; LTX-Video x32)."),
+                io.Int.Input("height", default=480, min=16, max=MAX_RESOLUTION, step=16,
+                             tooltip="Frame height (x16; LTX-Video x32)."),
                 io.Int.Input("total_frames", default=161, min=1, max=MAX_FRAMES,
                              tooltip="Length of the whole video; rounded up to whole chunks (the node says so)."),
                 io.Int.Input("chunk_frames", default=81, min=5, max=1001, step=4,
@@ -141,7 +143,8 @@ class StreamingSamplerNode(io.ComfyNode):
                 steps, cfg, sampler_name, scheduler, overlap_mode, anchor_strength, drift_correction,
                 start_image=None, clip_vision_output=None, chunk_prompts=None,
                 chunk_save_prefix="RealtimeVideo/stream") -> io.NodeOutput:
-        plan = plan_chunks(total_frames, chunk_frames, overlap_frames, seed=seed)
+        layout = latent_layout(model)
+        plan = plan_chunks(total_frames, chunk_frames, overlap_frames, seed=seed, temporal_stride=layout.temporal_stride)
         node_id = cls.hidden.unique_id
         _send_text(plan.describe(), node_id)
         settings = StreamSettings(width=width, height=height, steps=steps, cfg=cfg, sampler_name=sampler_name,

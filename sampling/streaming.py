@@ -16,8 +16,9 @@ chunk, at its global time index (RoPE frame 0, the chunk's frames at k(a-m)...),
 mean and std toward chunk 0's. Finished chunks are decoded at once: with a Wan 2.1 VAE by a streaming causal
 decoder (bit-identical to one decode of the stitched latent), with other VAEs (HunyuanVideo's) chunk by chunk
 from the overlap (``chunk_decode.py``); then moved to the CPU and saved to the output folder, so device memory
-stays flat and an interrupt loses no finished chunk. HunyuanVideo models stream like Wan T2V ones (pinned
-overlap latents); anchor memory and I2V start frames are Wan's.
+stays flat and an interrupt loses no finished chunk. HunyuanVideo and LTX-Video models stream like Wan T2V
+ones (pinned overlap latents; LTX-Video's latents hold 8 frames: ``LatentLayout``); anchor memory and I2V
+start frames are Wan's.
 """
 
 from __future__ import annotations
@@ -36,12 +37,39 @@ from ..patches.anchor import AnchorContext, apply_anchor_bias
 from ..patches.rope import FramePositions, apply_frame_positions
 from ..patches.video_families import video_family
 from .chunk_decode import ChunkDecoder
-from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE, ChunkPlan
+from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE, ChunkPlan
 from .wan_vae_stream import StreamingWanDecoder
 
 OVERLAP_MODES = ("pinned_latents", "i2v_start_frames")
-STREAMED_FAMILIES = ("wan", "hunyuan_video")
-"""Model families whose latents have Wan's layout (16 channels, 8x spatial, 4x causal temporal)."""
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """What the sampler needs of a family's latents: channels, pixels per latent (space and time), and the
+    multiple of pixels a frame's width and height must be (VAE stride x the DiT's patch)."""
+
+    family: str
+    channels: int
+    spatial_stride: int
+    temporal_stride: int
+    pixel_multiple: int
+
+
+LATENT_LAYOUTS = {
+    "wan": LatentLayout("Wan", LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE, 2 * SPATIAL_STRIDE),
+    "hunyuan_video": LatentLayout("HunyuanVideo", 16, 8, 4, 16),
+    "ltxv": LatentLayout("LTX-Video", 128, 32, 8, 32),
+}
+
+
+def latent_layout(model) -> LatentLayout:
+    """The latent layout of ``model``'s family; a ValueError naming the model if the sampler cannot stream it."""
+    dm = model.get_model_object("diffusion_model")
+    family = video_family(dm)
+    if family is None or family.name not in LATENT_LAYOUTS:
+        raise ValueError(f"[RTV] the streaming sampler serves Wan 2.1/2.2, HunyuanVideo and LTX-Video models; "
+                         f"this model is {type(dm).__name__}.")
+    return LATENT_LAYOUTS[family.name]
 STD_FLOOR = 1e-6
 log = logging.getLogger("RealtimeVideo")
 
@@ -117,22 +145,21 @@ class StreamingSampler:
                  clip_vision_output=None, chunk_positives: list | None = None):
         if settings.overlap_mode not in OVERLAP_MODES:
             raise ValueError(f"[RTV] overlap_mode must be one of {OVERLAP_MODES}, not {settings.overlap_mode!r}")
-        if settings.width % (2 * SPATIAL_STRIDE) or settings.height % (2 * SPATIAL_STRIDE):
-            raise ValueError(f"[RTV] width and height must be multiples of 16 (Wan latent 8x, patch 2x); "
-                             f"got {settings.width}x{settings.height}")
-        dm = model.get_model_object("diffusion_model")
-        family = video_family(dm)
-        if family is None or family.name not in STREAMED_FAMILIES:
-            raise ValueError(f"[RTV] the streaming sampler serves Wan 2.1/2.2 and HunyuanVideo models (latents of "
-                             f"16 channels, 4 frames per latent); this model is {type(dm).__name__}.")
-        wan = family.name == "wan"
+        layout = self.layout = latent_layout(model)
+        if settings.width % layout.pixel_multiple or settings.height % layout.pixel_multiple:
+            raise ValueError(f"[RTV] width and height must be multiples of {layout.pixel_multiple} for {layout.family} "
+                             f"(its VAE and patch); got {settings.width}x{settings.height}")
+        if plan.temporal_stride != layout.temporal_stride:
+            raise ValueError(f"[RTV] the chunk plan has {plan.temporal_stride} frames per latent, {layout.family}'s "
+                             f"VAE {layout.temporal_stride}: plan it with temporal_stride={layout.temporal_stride}")
+        wan = layout is LATENT_LAYOUTS["wan"]
         if settings.overlap_mode == "i2v_start_frames" and not (wan and _model_wants_image_channels(model)):
             raise ValueError("[RTV] overlap_mode 'i2v_start_frames' needs an image-to-video Wan model (e.g. Wan 2.1 "
                              "I2V 14B); this model is text-to-video: use 'pinned_latents'.")
         if settings.anchor_strength > 0 and not wan:
             raise ValueError("[RTV] anchor_strength > 0 puts chunk 0's first frame at its global time index in "
                              "front of every chunk, which the pack does for Wan models only: set anchor_strength "
-                             "to 0 for this HunyuanVideo model.")
+                             f"to 0 for this {layout.family} model.")
         # Without an anchor every token of a chunk shares one time origin, and RoPE only sees differences:
         # other families need no global positions.
         self.model, self.positions = apply_frame_positions(model) if wan else (model, FramePositions())
@@ -145,8 +172,9 @@ class StreamingSampler:
         self.clip_vision_output = clip_vision_output
         self.chunk_positives = chunk_positives or None
         self.hooks = hooks or ChunkHooks()
-        self.decoder = StreamingWanDecoder(vae) if StreamingWanDecoder.supports(vae) else ChunkDecoder(vae)
-        self.latent_hw = (settings.height // SPATIAL_STRIDE, settings.width // SPATIAL_STRIDE)
+        self.decoder = (StreamingWanDecoder(vae) if StreamingWanDecoder.supports(vae)
+                        else ChunkDecoder(vae, layout.temporal_stride))  # fmt: skip
+        self.latent_hw = (settings.height // layout.spatial_stride, settings.width // layout.spatial_stride)
 
     # ------------------------------------------------------------------------------------ loop
     def run(self) -> StreamResult:
@@ -214,7 +242,7 @@ class StreamingSampler:
         return self.decoder.push_chunk(samples, *chunk.new_latents)
 
     def _empty_latent(self, latents: int) -> torch.Tensor:
-        return torch.zeros(1, LATENT_CHANNELS, latents, *self.latent_hw)
+        return torch.zeros(1, self.layout.channels, latents, *self.latent_hw)
 
     def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.vae.encode(frames[..., :3]).cpu().float()

@@ -163,3 +163,20 @@ def test_a_hunyuan_video_model_streams_with_monarch_attention(server):
     summaries = re.findall(r"Monarch attention replaced (\d+) self-attention calls \((\d+) kept dense\)",
                            server.log_path.read_text())
     assert summaries and int(summaries[-1][0]) > 0 and int(summaries[-1][1]) == 0
+
+
+def test_an_ltx_video_checkpoint_streams_in_chunks_of_8a_plus_1_frames(server):
+    """LTX-Video through the node from a single-file checkpoint (its own small VAE): lengths snap to its
+    8 frames per latent, and the video has the asked length."""
+    g = stream_graph(41, 25, 9, prefix="ltxv", width=128, height=96)
+    g["1"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "rtv_tiny/ltx-video-2b-v0.9.5.safetensors"}}
+    del g["2"]
+    g["5"]["inputs"]["vae"] = ["1", 2]
+    g["3"]["inputs"]["family"] = "ltxv"
+    g["4"] = {"class_type": "RTVTest_TextConditioning", "inputs": {"text": "", "tokens": 16, "family": "ltxv"}}
+    result = server.run(g)
+    report = report_of(result)
+    assert report["frames"] == 41 and report["chunks"] == 2
+    assert webp_frame_count(result.files("6")[0]) == 41
+    snapped = server.run({**g, "5": {**g["5"], "inputs": {**g["5"]["inputs"], "chunk_frames": 23}}})
+    assert "chunk_frames 23 -> 25 (the VAE needs 8a+1)" in report_of(snapped)["plan"]

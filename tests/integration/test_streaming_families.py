@@ -1,4 +1,4 @@
-"""The streaming sampler on a HunyuanVideo model, and its decoder for VAEs other than Wan 2.1's.
+"""The streaming sampler on HunyuanVideo and LTX-Video models, and its decoder for VAEs other than Wan 2.1's.
 
 A tiny random HunyuanVideo DiT through ComfyUI's loader streams a video in overlapping chunks with its
 own sampler; HunyuanVideo latents have Wan's layout (16 channels, 8x spatial, 4x causal temporal), so
@@ -67,13 +67,40 @@ def test_the_chunk_decoder_streams_a_video_like_the_wan_decoder_in_its_first_chu
     assert torch.isfinite(generic.images).all()
 
 
-def test_what_the_streaming_sampler_cannot_do_with_other_families_says_so(tiny_hunyuan, tiny_ltxv, vae):
+def test_ltx_video_streams_with_its_own_vae_eight_frames_per_latent():
+    """The tiny single-file LTX-Video checkpoint (transformer and a small VAE of the real geometry) through
+    ComfyUI's checkpoint loader: chunks of 8a+1 frames overlapping by 8m+1, decoded by ChunkDecoder."""
+    import comfy.sd
+    from tiny_models import LTXV_2B_CHECKPOINT
+
+    path = REPO / ".host" / "models" / "checkpoints" / tiny_name(LTXV_2B_CHECKPOINT)
+    model, _, vae, *_ = comfy.sd.load_checkpoint_guess_config(str(path), output_clip=False)
+    plan = plan_chunks(41, 25, 9, seed=2, temporal_stride=8)
+    assert (plan.chunk_latents, plan.overlap_latents, len(plan.chunks)) == (4, 1, 2)
+    settings = StreamSettings(width=128, height=96, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple")
+    seen = []
+
+    class Hooks(streaming.ChunkHooks):
+        def chunk_finished(self, plan, report, frames, chunk_latents):
+            seen.append(chunk_latents.clone())
+
+    result = StreamingSampler(model, ltxv_conditioning(0), ltxv_conditioning(1), vae, plan, settings,
+                              hooks=Hooks()).run()  # fmt: skip
+    assert result.images.shape == (41, 96, 128, 3) and torch.isfinite(result.images).all()
+    assert torch.equal(seen[1][:, :, 1:2], seen[0][:, :, 3:4])  # the overlap latent is held fixed
+    assert result.latents.shape == (1, 128, plan.total_latents, 3, 4)
+    with pytest.raises(ValueError, match="temporal_stride=8"):
+        StreamingSampler(model, ltxv_conditioning(0), ltxv_conditioning(1), vae, plan_chunks(41, 25, 9), settings)
+
+
+def test_what_the_streaming_sampler_does_for_wan_only_says_so(tiny_hunyuan, vae):
     plan = plan_chunks(21, 13, 5)
-    with pytest.raises(ValueError, match="serves Wan 2.1/2.2 and HunyuanVideo.*LTXVModel"):
-        _stream(tiny_ltxv, vae, ltxv_conditioning, plan)
     anchored = StreamSettings(**{**SETTINGS.__dict__, "anchor_strength": 0.5})
     with pytest.raises(ValueError, match="set anchor_strength to 0 for this HunyuanVideo model"):
         _stream(tiny_hunyuan, vae, hunyuan_conditioning, plan, anchored)
     i2v = StreamSettings(**{**SETTINGS.__dict__, "overlap_mode": "i2v_start_frames"})
     with pytest.raises(ValueError, match="needs an image-to-video Wan model"):
         _stream(tiny_hunyuan, vae, hunyuan_conditioning, plan, i2v)
+    odd = StreamSettings(**{**SETTINGS.__dict__, "width": 88})
+    with pytest.raises(ValueError, match="multiples of 16 for HunyuanVideo"):
+        _stream(tiny_hunyuan, vae, hunyuan_conditioning, plan, odd)
