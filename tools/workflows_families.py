@@ -102,8 +102,28 @@ def ltxv_t2v_monarch() -> tuple[dict, list[str]]:
     return prompt, [LTXV_NOTE]
 
 
+def ltxv_long_streaming() -> tuple[dict, list[str]]:
+    """LTX-Video 2B, 257 frames in chunks of 97 overlapping by 17 (8a+1 / 8m+1), Monarch attention patched in."""
+    prompt, _ = ltxv_t2v_monarch()
+    for node in ("7", "8", "9", "10", "11"):  # latent, scheduler, sampler and decode: the streaming sampler's job
+        del prompt[node]
+    prompt["13"] = {"class_type": "ModelSamplingLTXV", "inputs": {"model": ["2", 0], "max_shift": 2.05, "base_shift": 0.95}}
+    prompt["14"] = {"class_type": "RTV_StreamingSampler", "inputs": {
+        "model": ["13", 0], "positive": ["6", 0], "negative": ["6", 1], "vae": ["1", 2], "width": 768, "height": 512,
+        "total_frames": 257, "chunk_frames": 97, "overlap_frames": 17, "seed": 7, "steps": 30, "cfg": 3.0,
+        "sampler_name": "euler", "scheduler": "simple", "overlap_mode": "pinned_latents", "anchor_strength": 0.0,
+        "drift_correction": 0.0, "chunk_save_prefix": "RealtimeVideo/ltxv_stream"}}
+    prompt["12"]["inputs"]["images"] = ["14", 0]
+    prompt["12"]["inputs"]["filename_prefix"] = "RealtimeVideo/ltxv_long"
+    note = (LTXV_NOTE + "\n\nStreaming Sampler (RTV): chunks of 97 frames overlapping by 17 (LTX-Video's VAE holds 8 "
+            "frames per latent, so lengths are 8a+1); ModelSamplingLTXV sets the schedule's shift as LTX-Video's "
+            "own scheduler would.")
+    return prompt, [note]
+
+
 WORKFLOWS = {
     "hunyuan_video_t2v_monarch_attention.json": hunyuan_t2v_monarch,
     "ltxv_t2v_monarch_attention.json": ltxv_t2v_monarch,
     "hunyuan_video_long_streaming.json": hunyuan_long_streaming,
+    "ltxv_long_streaming.json": ltxv_long_streaming,
 }
