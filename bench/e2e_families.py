@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_wan import MODES, one_step_seconds, print_step_table  # noqa: E402
+from e2e_wan import MODES, print_step_table, time_modes  # noqa: E402
 from random_wan import random_state_dict  # noqa: E402
 
 TEXT_TOKENS = 256
@@ -75,8 +75,6 @@ def conditioning(torch, family: str, g) -> list:
 
 
 def bench_case(args, torch, comfy, case: dict) -> dict:
-    from rtv.patches.attention import MonarchSettings, apply_monarch_attention
-
     on_cuda = torch.cuda.is_available() and not args.tiny
     dtype = torch.bfloat16 if on_cuda else torch.float32
     device = "cuda" if on_cuda else "cpu"
@@ -92,24 +90,7 @@ def bench_case(args, torch, comfy, case: dict) -> dict:
     noise = torch.randn(case["latent"], generator=g)
     positive = conditioning(torch, case["family"], g)
     sigmas = torch.tensor([0.9, 0.0])
-    rows, reference = {}, None
-    for mode in args.modes:
-        settings = MODES[mode]
-        model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
-        if on_cuda:
-            torch.cuda.reset_peak_memory_stats()
-        seconds, all_times, out = one_step_seconds(torch, comfy, model, latent, noise, positive, sigmas, args.repeats)
-        row = {"step_ms": round(seconds * 1000, 1), "repeats_ms": [round(t * 1000, 1) for t in all_times],
-               "peak_device_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_cuda else None}  # fmt: skip
-        if reference is None:
-            reference = out.float()
-        else:
-            row["rel_l2_vs_stock"] = round(float((out.float() - reference).norm() / reference.norm()), 4)
-        rows[mode] = row
-        print(f"  {mode}: {row['step_ms']} ms", flush=True)
-    if "stock" in rows:
-        for row in rows.values():
-            row["speedup_vs_stock"] = round(rows["stock"]["step_ms"] / row["step_ms"], 3)
+    rows = time_modes(args, torch, comfy, base, (latent, noise, positive, sigmas), on_cuda)
     return {"label": case["label"], "latent": list(case["latent"]), "build_s": round(build_s, 1), "modes": rows}
 
 

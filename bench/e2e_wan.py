@@ -90,9 +90,38 @@ def profile_step(torch, comfy, model, latent, noise, positive, sigmas, top: int 
     return rows
 
 
-def bench_size(args, torch, comfy, size: dict, frames: int) -> dict:
+def time_modes(args, torch, comfy, base, inputs: tuple, on_cuda: bool) -> dict:
+    """One step per mode of ``args.modes`` (stock first): step times, peak memory, distance to stock."""
     from rtv.patches.attention import MonarchSettings, apply_monarch_attention
 
+    latent, noise, positive, sigmas = inputs
+    rows, reference = {}, None
+    for mode in args.modes:
+        settings = MODES[mode]
+        model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
+        if on_cuda:
+            torch.cuda.reset_peak_memory_stats()
+        seconds, all_times, out = one_step_seconds(torch, comfy, model, latent, noise, positive, sigmas, args.repeats)
+        row = {
+            "step_ms": round(seconds * 1000, 1),
+            "repeats_ms": [round(t * 1000, 1) for t in all_times],
+            "peak_device_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_cuda else None,
+        }
+        if reference is None:
+            reference = out.float()
+        else:
+            row["rel_l2_vs_stock"] = round(float((out.float() - reference).norm() / reference.norm()), 4)
+        if getattr(args, "profile", False) and on_cuda:
+            row["top_kernels"] = profile_step(torch, comfy, model, latent, noise, positive, sigmas)
+        rows[mode] = row
+        print(f"  {mode}: {row['step_ms']} ms", flush=True)
+    if "stock" in rows:
+        for row in rows.values():
+            row["speedup_vs_stock"] = round(rows["stock"]["step_ms"] / row["step_ms"], 3)
+    return rows
+
+
+def bench_size(args, torch, comfy, size: dict, frames: int) -> dict:
     on_cuda = torch.cuda.is_available() and not args.tiny
     dtype = torch.bfloat16 if on_cuda else torch.float32
     device = "cuda" if on_cuda else "cpu"
@@ -110,31 +139,7 @@ def bench_size(args, torch, comfy, size: dict, frames: int) -> dict:
     sigmas = torch.tensor([0.9, 0.0])  # one Euler step = one model call
     tokens = lat_frames * (size["height"] // 16) * (size["width"] // 16)
 
-    rows, reference = {}, None
-    for mode in args.modes:
-        settings = MODES[mode]
-        model = base if settings is None else apply_monarch_attention(base, MonarchSettings(**settings))
-        if on_cuda:
-            torch.cuda.reset_peak_memory_stats()
-        seconds, all_times, out = one_step_seconds(
-            torch, comfy, model, latent, noise, positive, sigmas, args.repeats
-        )
-        row = {
-            "step_ms": round(seconds * 1000, 1),
-            "repeats_ms": [round(t * 1000, 1) for t in all_times],
-            "peak_device_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_cuda else None,
-        }
-        if reference is None:
-            reference = out.float()
-        else:
-            row["rel_l2_vs_stock"] = round(float((out.float() - reference).norm() / reference.norm()), 4)
-        if args.profile and on_cuda:
-            row["top_kernels"] = profile_step(torch, comfy, model, latent, noise, positive, sigmas)
-        rows[mode] = row
-        print(f"  {mode}: {row['step_ms']} ms", flush=True)
-    if "stock" in rows:
-        for row in rows.values():
-            row["speedup_vs_stock"] = round(rows["stock"]["step_ms"] / row["step_ms"], 3)
+    rows = time_modes(args, torch, comfy, base, (latent, noise, positive, sigmas), on_cuda)
     return {
         "label": size.get("label", "tiny"),
         "config": size["config"],

@@ -75,16 +75,21 @@ def output(Qu, K, V, scale, key_dtype, r_for_al, r_for_y, scratch_dtype=torch.fl
     return ref.Z(log_l, y)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def numerics_args(description: str, heads: int):
+    """Command line of the CPU numerics scripts: (args, grid, tokens, the reference's layout of the grid)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--grid", default="6,30,52", help="frames,height,width (default: 480p's frame, 6 frames)")
-    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=heads)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     grid = tuple(int(x) for x in args.grid.split(","))
     tokens = grid[0] * grid[1] * grid[2]
-    layout = ref.monarch_layout(grid, tokens, tokens)
+    return args, grid, tokens, ref.monarch_layout(grid, tokens, tokens)
+
+
+def main() -> None:
+    args, grid, tokens, layout = numerics_args(__doc__.splitlines()[0], heads=4)
     results: dict[str, list[float]] = {name: [] for name in VARIANTS}
     start = time.perf_counter()
     for seed in (int(s) for s in args.seeds.split(",")):

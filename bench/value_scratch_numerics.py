@@ -13,7 +13,6 @@ store it; everything else is float64, one iteration, no exact local tiles. Write
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,16 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "bench"))
 from pack_import import load_pack  # noqa: E402
+from stage1_numerics import numerics_args, rounded  # noqa: E402
 from structured_inputs import structured_video_qkv  # noqa: E402
 
 load_pack("rtv")
 from rtv.kernels.monarch import reference as ref  # noqa: E402
 
 VARIANTS = ("float16", "bfloat16", "int8", "int8 centred")
-
-
-def rounded(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return x.to(dtype).to(torch.float64)
 
 
 def int8_rows(y: torch.Tensor) -> torch.Tensor:
@@ -71,15 +67,7 @@ def with_outlier_channels(v: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", default="6,30,52", help="frames,height,width (default: 480p's frame, 6 frames)")
-    parser.add_argument("--heads", type=int, default=3)
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    grid = tuple(int(x) for x in args.grid.split(","))
-    tokens = grid[0] * grid[1] * grid[2]
-    layout = ref.monarch_layout(grid, tokens, tokens)
+    args, grid, tokens, layout = numerics_args(__doc__.splitlines()[0], heads=3)
     start, results = time.perf_counter(), {}
     for values in ("plain", "outlier channels"):
         errors = {name: [] for name in VARIANTS}

@@ -21,6 +21,16 @@ VAE_PATH = REPO / ".host" / "models" / "vae" / tiny_name(WAN21_VAE)
 SETTINGS = StreamSettings(width=96, height=64, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple")
 
 
+class RecordChunks(streaming.ChunkHooks):
+    """Keeps each finished chunk's latents."""
+
+    def __init__(self):
+        self.latents = []
+
+    def chunk_finished(self, plan, report, frames, chunk_latents):
+        self.latents.append(chunk_latents.clone())
+
+
 @pytest.fixture(scope="module")
 def vae():
     return comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH)))
@@ -41,17 +51,14 @@ def test_chunk_decoder_keeps_exactly_the_new_latents_frames(vae):
 
 def test_hunyuan_video_streams_with_pinned_overlaps(tiny_hunyuan, vae):
     plan = plan_chunks(21, 13, 5, seed=3)
-    seen = []
-
-    class Hooks(streaming.ChunkHooks):
-        def chunk_finished(self, plan, report, frames, chunk_latents):
-            seen.append(chunk_latents.clone())
+    hooks = RecordChunks()
 
     result = StreamingSampler(tiny_hunyuan, hunyuan_conditioning(0), hunyuan_conditioning(1), vae, plan, SETTINGS,
-                              hooks=Hooks()).run()  # fmt: skip
+                              hooks=hooks).run()  # fmt: skip
     assert result.images.shape == (plan.total_frames, 64, 96, 3) and torch.isfinite(result.images).all()
     assert result.latents.shape[2] == plan.total_latents
     m, a = plan.overlap_latents, plan.chunk_latents - 1
+    seen = hooks.latents
     for previous, current in zip(seen, seen[1:], strict=False):  # latents 1..m repeat the previous chunk's last m
         assert torch.equal(current[:, :, 1 : m + 1], previous[:, :, a - m + 1 : a + 1])
 
@@ -78,16 +85,12 @@ def test_ltx_video_streams_with_its_own_vae_eight_frames_per_latent():
     plan = plan_chunks(41, 25, 9, seed=2, temporal_stride=8)
     assert (plan.chunk_latents, plan.overlap_latents, len(plan.chunks)) == (4, 1, 2)
     settings = StreamSettings(width=128, height=96, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple")
-    seen = []
-
-    class Hooks(streaming.ChunkHooks):
-        def chunk_finished(self, plan, report, frames, chunk_latents):
-            seen.append(chunk_latents.clone())
+    hooks = RecordChunks()
 
     result = StreamingSampler(model, ltxv_conditioning(0), ltxv_conditioning(1), vae, plan, settings,
-                              hooks=Hooks()).run()  # fmt: skip
+                              hooks=hooks).run()  # fmt: skip
     assert result.images.shape == (41, 96, 128, 3) and torch.isfinite(result.images).all()
-    assert torch.equal(seen[1][:, :, 1:2], seen[0][:, :, 3:4])  # the overlap latent is held fixed
+    assert torch.equal(hooks.latents[1][:, :, 1:2], hooks.latents[0][:, :, 3:4])  # the overlap latent is held fixed
     assert result.latents.shape == (1, 128, plan.total_latents, 3, 4)
     with pytest.raises(ValueError, match="temporal_stride=8"):
         StreamingSampler(model, ltxv_conditioning(0), ltxv_conditioning(1), vae, plan_chunks(41, 25, 9), settings)
