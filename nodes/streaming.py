@@ -143,7 +143,7 @@ class StreamingSamplerNode(io.ComfyNode):
                 steps, cfg, sampler_name, scheduler, overlap_mode, anchor_strength, drift_correction,
                 start_image=None, clip_vision_output=None, chunk_prompts=None,
                 chunk_save_prefix="RealtimeVideo/stream") -> io.NodeOutput:
-        layout = latent_layout(model)
+        layout = latent_layout(model, vae)
         plan = plan_chunks(total_frames, chunk_frames, overlap_frames, seed=seed, temporal_stride=layout.temporal_stride)
         node_id = cls.hidden.unique_id
         _send_text(plan.describe(), node_id)

@@ -37,7 +37,7 @@ from ..patches.anchor import AnchorContext, apply_anchor_bias
 from ..patches.rope import FramePositions, apply_frame_positions
 from ..patches.video_families import video_family
 from .chunk_decode import ChunkDecoder
-from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE, ChunkPlan
+from .chunk_plan import LATENT_CHANNELS, ChunkPlan
 from .wan_vae_stream import StreamingWanDecoder
 
 OVERLAP_MODES = ("pinned_latents", "i2v_start_frames")
@@ -45,7 +45,7 @@ OVERLAP_MODES = ("pinned_latents", "i2v_start_frames")
 
 @dataclass(frozen=True)
 class LatentLayout:
-    """What the sampler needs of a family's latents: channels, pixels per latent (space and time), and the
+    """What the sampler needs of a model's latents: channels, pixels per latent (space and time), and the
     multiple of pixels a frame's width and height must be (VAE stride x the DiT's patch)."""
 
     family: str
@@ -55,21 +55,31 @@ class LatentLayout:
     pixel_multiple: int
 
 
-LATENT_LAYOUTS = {
-    "wan": LatentLayout("Wan", LATENT_CHANNELS, SPATIAL_STRIDE, TEMPORAL_STRIDE, 2 * SPATIAL_STRIDE),
-    "hunyuan_video": LatentLayout("HunyuanVideo", 16, 8, 4, 16),
-    "ltxv": LatentLayout("LTX-Video", 128, 32, 8, 32),
-}
+FAMILY_NAMES = {"wan": "Wan", "hunyuan_video": "HunyuanVideo", "ltxv": "LTX-Video"}
 
 
-def latent_layout(model) -> LatentLayout:
-    """The latent layout of ``model``'s family; a ValueError naming the model if the sampler cannot stream it."""
+def _patch_width(dm) -> int:
+    patchifier = getattr(dm, "patchifier", None)  # LTX-Video
+    return int((patchifier.patch_size if patchifier is not None else dm.patch_size)[-1])
+
+
+def latent_layout(model, vae) -> LatentLayout:
+    """The latent layout of ``model`` with ``vae``, read from them (so Wan 2.2 5B's 48 channels and 16x VAE, or
+    HunyuanVideo 1.5's, need no table); a ValueError that says what to change if they cannot stream together."""
     dm = model.get_model_object("diffusion_model")
     family = video_family(dm)
-    if family is None or family.name not in LATENT_LAYOUTS:
+    if family is None or family.name not in FAMILY_NAMES:
         raise ValueError(f"[RTV] the streaming sampler serves Wan 2.1/2.2, HunyuanVideo and LTX-Video models; "
                          f"this model is {type(dm).__name__}.")
-    return LATENT_LAYOUTS[family.name]
+    name = FAMILY_NAMES[family.name]
+    channels = model.get_model_object("latent_format").latent_channels
+    spatial, temporal = vae.spacial_compression_encode(), vae.temporal_compression_decode()
+    if not temporal or not isinstance(spatial, int):
+        raise ValueError(f"[RTV] the streaming sampler needs a video VAE; this VAE compresses no frames ({name} model).")
+    if getattr(vae, "latent_channels", channels) != channels:
+        raise ValueError(f"[RTV] this VAE makes {vae.latent_channels}-channel latents and the {name} model takes "
+                         f"{channels}: connect the model's own VAE.")
+    return LatentLayout(name, channels, spatial, temporal, spatial * _patch_width(dm))
 STD_FLOOR = 1e-6
 log = logging.getLogger("RealtimeVideo")
 
@@ -145,14 +155,14 @@ class StreamingSampler:
                  clip_vision_output=None, chunk_positives: list | None = None):
         if settings.overlap_mode not in OVERLAP_MODES:
             raise ValueError(f"[RTV] overlap_mode must be one of {OVERLAP_MODES}, not {settings.overlap_mode!r}")
-        layout = self.layout = latent_layout(model)
+        layout = self.layout = latent_layout(model, vae)
         if settings.width % layout.pixel_multiple or settings.height % layout.pixel_multiple:
             raise ValueError(f"[RTV] width and height must be multiples of {layout.pixel_multiple} for {layout.family} "
                              f"(its VAE and patch); got {settings.width}x{settings.height}")
         if plan.temporal_stride != layout.temporal_stride:
             raise ValueError(f"[RTV] the chunk plan has {plan.temporal_stride} frames per latent, {layout.family}'s "
                              f"VAE {layout.temporal_stride}: plan it with temporal_stride={layout.temporal_stride}")
-        wan = layout is LATENT_LAYOUTS["wan"]
+        wan = layout.family == "Wan"
         if settings.overlap_mode == "i2v_start_frames" and not (wan and _model_wants_image_channels(model)):
             raise ValueError("[RTV] overlap_mode 'i2v_start_frames' needs an image-to-video Wan model (e.g. Wan 2.1 "
                              "I2V 14B); this model is text-to-video: use 'pinned_latents'.")

@@ -94,6 +94,9 @@ def test_ltx_video_streams_with_its_own_vae_eight_frames_per_latent():
     assert result.latents.shape == (1, 128, plan.total_latents, 3, 4)
     with pytest.raises(ValueError, match="temporal_stride=8"):
         StreamingSampler(model, ltxv_conditioning(0), ltxv_conditioning(1), vae, plan_chunks(41, 25, 9), settings)
+    wan_vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH)))
+    with pytest.raises(ValueError, match="16-channel latents and the LTX-Video model takes 128: connect the model's own VAE"):
+        StreamingSampler(model, ltxv_conditioning(0), ltxv_conditioning(1), wan_vae, plan, settings)
 
 
 def test_what_the_streaming_sampler_does_for_wan_only_says_so(tiny_hunyuan, vae):
