@@ -20,6 +20,14 @@ PACK_MODULE = "custom_nodes.ComfyUI-RealtimeVideo"
 CHUNK_WAIT_S = 120
 
 
+def monarch_node(model: list, **settings) -> dict:
+    """An RTV_MonarchAttention node patching ``model`` (a [node id, output] link): the node's required inputs at
+    their defaults, overridden by ``settings``."""
+    return {"class_type": "RTV_MonarchAttention", "inputs": {
+        "model": model, "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1, "dense_first_steps": 0,
+        "dense_last_steps": 0, "dense_blocks": "", "backend": "auto", "report_error": False, **settings}}  # fmt: skip
+
+
 def load_workflow_as_tiny_prompt(path: Path, object_info: dict) -> dict:
     return for_tiny_host(ui_to_api(json.loads(path.read_text()), object_info))
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 from comfy_host import webp_frame_count
-from e2e_support import interrupt_after_chunks
+from e2e_support import interrupt_after_chunks, monarch_node
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.e2e
@@ -42,12 +42,7 @@ def causal_graph(total, chunk=3, seed=5, prefix="causal", window=-1, sinks=0, mo
         "7": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 1], "filename_prefix": f"rtv_causal/{prefix}"}},
     }  # fmt: skip
     if monarch is not None:
-        g["8"] = {
-            "class_type": "RTV_MonarchAttention",
-            "inputs": {"model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1,
-                       "dense_first_steps": 0, "dense_last_steps": 0, "dense_blocks": "", "backend": "auto",
-                       "report_error": False, **monarch},
-        }  # fmt: skip
+        g["8"] = monarch_node(["1", 0], **monarch)
         g["5"]["inputs"]["model"] = ["8", 0]
     return g
 

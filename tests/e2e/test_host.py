@@ -4,6 +4,7 @@ import re
 
 import pytest
 from comfy_host import PromptError
+from e2e_support import monarch_node
 
 pytestmark = pytest.mark.e2e
 
@@ -30,10 +31,7 @@ def _tiny_t2v(**monarch):
     prompt = {
         "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "rtv_tiny/wan2.1_t2v_1.3B_fp16.safetensors",
                                                      "weight_dtype": "default"}},
-        "2": {"class_type": "RTV_MonarchAttention", "inputs": {
-            "model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1,
-            "dense_first_steps": 0, "dense_last_steps": 0, "dense_blocks": "", "backend": "auto",
-            "report_error": False, **monarch}},
+        "2": monarch_node(["1", 0], **monarch),
         "3": {"class_type": "RTVTest_TextConditioning", "inputs": {"text": "a cat", "tokens": 512}},
         "4": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["3", 0]}},
         "5": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": 64, "height": 48, "length": 5,

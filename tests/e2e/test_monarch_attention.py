@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+from e2e_support import monarch_node
 
 pytestmark = pytest.mark.e2e
 
@@ -27,9 +28,7 @@ def graph(width, height, length, monarch=None, counter_before=False, counter_aft
         g["20"] = {"class_type": "RTVTest_CountAttentionCalls", "inputs": {"model": model, "label": "before"}}
         model = ["20", 0]
     if monarch is not None:
-        g["2"] = {"class_type": "RTV_MonarchAttention", "inputs": {
-            "model": model, "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1, "dense_first_steps": 0,
-            "dense_last_steps": 0, "dense_blocks": "", "backend": "auto", "report_error": False, **monarch}}
+        g["2"] = monarch_node(model, **monarch)
         model = ["2", 0]
     if counter_after:
         g["21"] = {"class_type": "RTVTest_CountAttentionCalls", "inputs": {"model": model, "label": "after"}}

@@ -7,6 +7,7 @@ detected by ComfyUI as the real families; core latent nodes make their latents.
 import re
 
 import pytest
+from e2e_support import monarch_node
 
 pytestmark = pytest.mark.e2e
 
@@ -32,9 +33,7 @@ def graph(family: str, monarch: dict | None):
     }
     model = ["1", 0]
     if monarch is not None:
-        g["2"] = {"class_type": "RTV_MonarchAttention", "inputs": {
-            "model": model, "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1, "dense_first_steps": 0,
-            "dense_last_steps": 0, "dense_blocks": "", "backend": "auto", "report_error": False, **monarch}}
+        g["2"] = monarch_node(model, **monarch)
         model = ["2", 0]
     g["6"] = {"class_type": "KSampler", "inputs": {
         "model": model, "positive": ["3", 0], "negative": ["4", 0], "latent_image": ["5", 0], "seed": 3,

@@ -5,7 +5,7 @@ import re
 
 import pytest
 from comfy_host import webp_frame_count
-from e2e_support import interrupt_after_chunks
+from e2e_support import interrupt_after_chunks, monarch_node
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.e2e
@@ -132,9 +132,7 @@ def test_per_chunk_prompts_change_later_chunks_only(server):
 
 def test_streaming_after_monarch_attention_replaces_self_attention_in_every_chunk(server):
     graph = stream_graph(17, 9, 5, prefix="monarch", width=64, height=48)
-    graph["20"] = {"class_type": "RTV_MonarchAttention", "inputs": {
-        "model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1, "dense_first_steps": 0,
-        "dense_last_steps": 0, "dense_blocks": "", "backend": "auto", "report_error": False, "exact_local": -1}}
+    graph["20"] = monarch_node(["1", 0], exact_local=-1)
     graph["5"]["inputs"]["model"] = ["20", 0]
     result = server.run(graph)
     assert report_of(result)["frames"] == 17
@@ -152,9 +150,7 @@ def test_a_hunyuan_video_model_streams_with_monarch_attention(server):
     g["1"]["inputs"]["unet_name"] = "rtv_tiny/hunyuan_video_t2v_720p_bf16.safetensors"
     g["2"]["inputs"]["vae_name"] = "rtv_tiny/hunyuan_video_vae_bf16.safetensors"
     g["3"]["inputs"]["family"] = "hunyuan_video"
-    g["8"] = {"class_type": "RTV_MonarchAttention", "inputs": {
-        "model": ["1", 0], "tile_frames": 1, "h_split": 1, "w_split": 1, "iterations": 1, "dense_first_steps": 0,
-        "dense_last_steps": 0, "dense_blocks": "", "backend": "auto", "report_error": False}}
+    g["8"] = monarch_node(["1", 0])
     g["5"]["inputs"]["model"] = ["8", 0]
     result = server.run(g)
     report = report_of(result)
