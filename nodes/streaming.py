@@ -87,16 +87,16 @@ class StreamingSamplerNode(io.ComfyNode):
                 "decoded at once (no VAE seam), saved to the output folder and survive an interrupt."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="A Wan 2.1/2.2 model (T2V, or I2V for i2v_start_frames) or a "
-                                                "HunyuanVideo or LTX-Video model (pinned_latents)."),
+                io.Model.Input("model", tooltip="A Wan 2.1/2.2 model (T2V, TI2V 5B, or I2V for i2v_start_frames) "
+                                                "or a HunyuanVideo or LTX-Video model (pinned_latents)."),
                 io.Conditioning.Input("positive", tooltip="Prompt conditioning, used for every chunk."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning, used for every chunk."),
                 io.Vae.Input("vae", tooltip="The model's VAE: decodes each chunk as it finishes (the Wan 2.1 VAE "
                                             "with no seam at all; others, e.g. HunyuanVideo's, from the overlap)."),
                 io.Int.Input("width", default=832, min=16, max=MAX_RESOLUTION, step=16,
-                             tooltip="Frame width (x16; LTX-Video x32)."),
+                             tooltip="Frame width (x16; LTX-Video and Wan 2.2 5B x32)."),
                 io.Int.Input("height", default=480, min=16, max=MAX_RESOLUTION, step=16,
-                             tooltip="Frame height (x16; LTX-Video x32)."),
+                             tooltip="Frame height (x16; LTX-Video and Wan 2.2 5B x32)."),
                 io.Int.Input("total_frames", default=161, min=1, max=MAX_FRAMES,
                              tooltip="Length of the whole video; rounded up to whole chunks (the node says so)."),
                 io.Int.Input("chunk_frames", default=81, min=5, max=1001, step=4,
@@ -122,7 +122,8 @@ class StreamingSamplerNode(io.ComfyNode):
                 io.Float.Input("drift_correction", default=0.0, min=0.0, max=1.0, step=0.05,
                                tooltip="Pull each chunk's latent colour statistics toward chunk 0's (0 = off)."),
                 io.Image.Input("start_image", optional=True,
-                               tooltip="First frame of the video (pinned in T2V models, I2V start in I2V mode)."),
+                               tooltip="First frame of the video, scaled and centre-cropped to width x height (pinned in "
+                                       "T2V and TI2V models, I2V start in I2V mode)."),
                 io.ClipVisionOutput.Input("clip_vision_output", optional=True,
                                           tooltip="CLIP vision of the start image, for I2V models that use it "
                                                   "(Wan 2.1 I2V): passed to every chunk's I2V conditioning."),

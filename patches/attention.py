@@ -191,7 +191,7 @@ class MonarchPatch:
         if grid is None:  # tokens this patch cannot place on a grid: every call stays dense
             self.stats.model_calls += 1
             return executor(*args, **kwargs)
-        check_grid_fits(grid, self.settings, family.pixels_per_token, family.frames_per_latent)
+        check_grid_fits(grid, self.settings, family.pixels_per_token(dm), family.frames_per_latent)
         # Finding the step compares device tensors (a device sync per model call, which stalls the
         # launch queue): only done when a setting depends on it.
         needs_step = self.settings.dense_first_steps or self.settings.dense_last_steps or self.settings.report_error

@@ -31,8 +31,9 @@ class VideoFamily:
     an attention call's transformer_options to its block number, None if it is not video attention."""
     install: Callable[[object], None]
     """Markers and model-specific patches on a ModelPatcher clone."""
-    pixels_per_token: int = 16
-    """Frame pixels per token along height and width (VAE stride x patch): for error messages."""
+    pixels_per_token: Callable[[object], int] = lambda dm: 16
+    """``diffusion_model`` -> frame pixels per token along height and width (VAE stride x patch): for error
+    messages."""
     frames_per_latent: int = 4
     """Video frames per latent frame (the VAE's temporal stride): for error messages."""
 
@@ -45,6 +46,19 @@ def _wan_call_grid(dm, args, kwargs):
     if newer is not None and newer != (grid.frames, grid.rows, grid.cols):
         grid = TokenGrid(*newer)
     return grid, to
+
+
+WAN22_VAE_CHANNELS = 48
+"""Latent channels of the Wan 2.2 VAE (16x spatial), which only Wan 2.2 TI2V 5B uses; the others use Wan 2.1's (8x)."""
+
+
+def _wan_pixels_per_token(dm) -> int:
+    return (16 if dm.out_dim == WAN22_VAE_CHANNELS else 8) * dm.patch_size[-1]
+
+
+def _hunyuan_pixels_per_token(dm) -> int:
+    """HunyuanVideo 1.0: 16 channels, 8x VAE, patch 2; 1.5: 32 channels, 16x VAE, patch 1."""
+    return (16 if dm.out_channels == 32 else 8) * dm.patch_size[-1]
 
 
 def _install_wan(model) -> None:
@@ -88,9 +102,10 @@ def _install_nothing(model) -> None:
 
 
 FAMILIES = (
-    (is_wan_model, VideoFamily("wan", _wan_call_grid, _marks, _install_wan)),
-    (is_ltxv_model, VideoFamily("ltxv", _ltxv_call_grid, _marks, _install_ltxv, 32, 8)),
-    (is_hunyuan_video_model, VideoFamily("hunyuan_video", _hunyuan_call_grid, _joint_blocks, _install_nothing)),
+    (is_wan_model, VideoFamily("wan", _wan_call_grid, _marks, _install_wan, _wan_pixels_per_token)),
+    (is_ltxv_model, VideoFamily("ltxv", _ltxv_call_grid, _marks, _install_ltxv, lambda dm: 32, 8)),
+    (is_hunyuan_video_model, VideoFamily("hunyuan_video", _hunyuan_call_grid, _joint_blocks, _install_nothing,
+                                         _hunyuan_pixels_per_token)),
 )
 
 

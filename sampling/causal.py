@@ -36,6 +36,7 @@ from comfy_extras.nodes_custom_sampler import Guider_Basic
 from ..patches.block_graphs import BlockGraphs
 from ..patches.cuda_graphs import ChunkGraph, apply_chunk_graphs
 from ..patches.kv_cache import KVCacheState, KVCacheStats, apply_kv_cache
+from ..patches.video_families import video_family
 from .causal_schedule import CausalPlan
 from .chunk_plan import LATENT_CHANNELS, SPATIAL_STRIDE
 from .streaming import ChunkHooks
@@ -58,7 +59,7 @@ class CausalChunkReport:
 @dataclass
 class CausalResult:
     images: torch.Tensor | None  # [frames, H, W, 3] on the CPU (None without a VAE)
-    latents: torch.Tensor  # [1, 16, latent frames, h, w] on the CPU
+    latents: torch.Tensor  # [1, 16, latent frames, h, w] on the CPU (Wan 2.1 latents)
     reports: list[CausalChunkReport] = field(default_factory=list)
     kv_stats: KVCacheStats | None = None
     peak_device_bytes: int | None = None
@@ -136,6 +137,19 @@ def _is_flow_model(model) -> bool:
     return isinstance(model.get_model_object("model_sampling"), comfy.model_sampling.CONST)
 
 
+def _check_wan21_layout(model) -> None:
+    """Self-Forcing and CausVid are Wan 2.1 T2V 1.3B distills: the sampler's KV cache patches Wan's
+    self-attention and its decoder is the Wan 2.1 VAE's, so another model gets an error that says so."""
+    dm = model.get_model_object("diffusion_model")
+    family = video_family(dm)
+    channels = model.get_model_object("latent_format").latent_channels
+    if family is None or family.name != "wan" or channels != LATENT_CHANNELS:
+        what = f"{type(dm).__name__} with {channels}-channel latents"
+        raise ValueError(f"[RTV] the causal sampler runs Wan 2.1 text-to-video models (Self-Forcing, CausVid "
+                         f"distills of Wan 2.1 T2V 1.3B, 16-channel latents); this model is {what}: use "
+                         "Streaming Sampler (RTV) for it.")
+
+
 class CausalStreamingSampler:
     def __init__(
         self,
@@ -155,6 +169,7 @@ class CausalStreamingSampler:
                 f"[RTV] width and height must be multiples of 16 (Wan latent 8x, patch 2x); "
                 f"got {width}x{height}"
             )
+        _check_wan21_layout(model)
         if not _is_flow_model(model):
             raise ValueError(
                 "[RTV] the causal sampler needs a flow-matching Wan model (Self-Forcing, CausVid)"

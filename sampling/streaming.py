@@ -37,7 +37,7 @@ from ..patches.anchor import AnchorContext, apply_anchor_bias
 from ..patches.rope import FramePositions, apply_frame_positions
 from ..patches.video_families import video_family
 from .chunk_decode import ChunkDecoder
-from .chunk_plan import LATENT_CHANNELS, ChunkPlan
+from .chunk_plan import ChunkPlan
 from .wan_vae_stream import StreamingWanDecoder
 
 OVERLAP_MODES = ("pinned_latents", "i2v_start_frames")
@@ -110,7 +110,7 @@ class ChunkReport:
 @dataclass
 class StreamResult:
     images: torch.Tensor  # [frames, H, W, 3] on the CPU
-    latents: torch.Tensor  # [1, 16, total_latents, h, w] on the CPU
+    latents: torch.Tensor  # [1, C, total_latents, h, w] on the CPU
     reports: list[ChunkReport] = field(default_factory=list)
     peak_working_bytes: int = 0
     peak_device_bytes: int | None = None
@@ -145,8 +145,10 @@ def match_channel_statistics(latents: torch.Tensor, mean: torch.Tensor, std: tor
 
 
 def _model_wants_image_channels(model) -> bool:
+    """An I2V Wan model takes more input channels than its latents have (mask and image latents concatenated);
+    Wan 2.2 TI2V 5B does not: it takes its start frame through the noise mask, like pinned latents."""
     dm = model.get_model_object("diffusion_model")
-    return dm.patch_embedding.weight.shape[1] > LATENT_CHANNELS
+    return dm.patch_embedding.weight.shape[1] > model.get_model_object("latent_format").latent_channels
 
 
 class StreamingSampler:
@@ -255,6 +257,10 @@ class StreamingSampler:
         return torch.zeros(1, self.layout.channels, latents, *self.latent_hw)
 
     def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames [T, H, W, C] of any size, scaled and centre-cropped to the video's (as ComfyUI's I2V nodes do)."""
+        if frames.shape[1:3] != (self.s.height, self.s.width):
+            frames = comfy.utils.common_upscale(frames.movedim(-1, 1), self.s.width, self.s.height, "bilinear",
+                                                "center").movedim(1, -1)  # fmt: skip
         return self.vae.encode(frames[..., :3]).cpu().float()
 
     def _chunk_inputs(self, chunk, previous_latents, boundary_frame, tail_frames):

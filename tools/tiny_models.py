@@ -35,6 +35,9 @@ WAN21_FUN_CAMERA_1_3B = "wan2.1_fun_camera_v1.1_1.3B_bf16.safetensors"
 WAN21_I2V_480P_14B = "wan2.1_i2v_480p_14B_fp16.safetensors"
 WAN21_FLF2V_720P_14B = "wan2.1_flf2v_720p_14B_fp16.safetensors"
 WAN21_T2V_1_3B_SELF_FORCING = "Wan2.1_T2V_1.3B_SelfForcing_DMD-FP8_e4m3fn.safetensors"
+# Wan 2.2 TI2V 5B and its VAE (48 latent channels, 16x spatial), as ComfyUI's Wan 2.2 5B template names them.
+WAN22_TI2V_5B = "wan2.2_ti2v_5B_fp16.safetensors"
+WAN22_VAE = "wan2.2_vae.safetensors"
 # HunyuanVideo T2V as ComfyUI's repackaged release names its files (Comfy-Org/HunyuanVideo_repackaged);
 # LTX-Video's transformer alone (tiny only).
 HUNYUAN_VIDEO_T2V_720P = "hunyuan_video_t2v_720p_bf16.safetensors"
@@ -94,6 +97,7 @@ I2V_IN_DIM = 36  # 16 noise + 4 mask + 16 image latent channels
 FLF_IMAGE_TOKENS = 514  # two CLIP-vision images of 257 tokens
 VACE_IN_DIM = 96  # 32 frame latents + 64 mask channels
 FUN_CAMERA_IN_DIM = 32  # 16 noise + 16 start-image latent channels (no mask), WAN21_Camera
+WAN22_CHANNELS = 48  # Wan 2.2 5B: out_dim 48 makes model_detection pick WAN22_T2V (TI2V through the noise mask)
 WAN_VARIANTS = {
     "t2v": ("WanModel", {"model_type": "t2v"}),
     "i2v": ("WanModel", {"model_type": "i2v", "in_dim": I2V_IN_DIM}),
@@ -102,6 +106,7 @@ WAN_VARIANTS = {
     "camera": ("CameraWanModel", {"model_type": "camera", "in_dim": FUN_CAMERA_IN_DIM}),
     "vace": ("VaceWanModel", {"vace_layers": 1, "vace_in_dim": VACE_IN_DIM}),
     "reference": ("WanModel", {"model_type": "t2v", "in_dim_ref_conv": 16}),
+    "ti2v_5b": ("WanModel", {"model_type": "t2v", "in_dim": WAN22_CHANNELS, "out_dim": WAN22_CHANNELS}),
 }
 
 
@@ -157,6 +162,22 @@ def build_wan21_vae(path: Path) -> None:
     vae = WanVAE(dim=TINY_VAE_BASE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                  temperal_downsample=[False, True, True], dropout=0.0)
     save_file(_randomize(vae, seed=1), str(path), metadata={"rtv_tiny": BUILDER_VERSION})
+
+
+def build_wan22_vae(path: Path) -> None:
+    """The Wan 2.2 VAE at its real size (705 M parameters, 1.4 GB in bfloat16), random weights.
+
+    comfy.sd.VAE recognises it by ``decoder.upsamples.0.upsamples.0.residual.2.weight`` and always builds
+    base width 160: no smaller file loads. On the test host's CPU it decodes ~1.5 frames a second at
+    64 x 64 pixels, so the tests that use it keep their videos that small and short."""
+    import torch
+    from comfy.ldm.wan.vae2_2 import WanVAE
+    from safetensors.torch import save_file
+
+    vae = WanVAE(dim=160, z_dim=WAN22_CHANNELS, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                 temperal_downsample=[False, True, True], dropout=0.0)
+    sd = {k: v.to(torch.bfloat16) for k, v in _randomize(vae, seed=10).items()}
+    save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION})
 
 
 # ------------------------------------------------------------------- other video DiT families
@@ -292,6 +313,10 @@ TINY_MODELS = {
     ("diffusion_models", WAN21_T2V_1_3B_SELF_FORCING): wan_dit_file(
         "t2v", 4, "float16", "tiny random Wan 2.1 T2V standing in for Self-Forcing DMD 1.3B"),
     ("vae", WAN21_VAE): build_wan21_vae,
+    # in_dim = out_dim = 48: ComfyUI's WAN22_T2V (Wan 2.2 TI2V 5B), with the full-size Wan 2.2 VAE.
+    ("diffusion_models", WAN22_TI2V_5B): wan_dit_file(
+        "ti2v_5b", 11, "float16", "tiny random Wan 2.2 TI2V 5B for tests"),
+    ("vae", WAN22_VAE): build_wan22_vae,
     # img_emb.emb_pos (two CLIP-vision images): WAN21 first-last-frame-to-video.
     ("diffusion_models", WAN21_FLF2V_720P_14B): wan_dit_file(
         "flf2v", 5, "float16", "tiny random Wan 2.1 FLF2V for tests"),
@@ -339,14 +364,27 @@ def conditioning_family(clip_type: str | None) -> str:
     return {"hunyuan_video": "hunyuan_video", "ltxv": "ltxv"}.get(clip_type or "", "wan")
 
 
+WAN22_TINY_SIZES = {"width": 64, "height": 64, "length": 9, "total_frames": 13, "chunk_frames": 9, "overlap_frames": 5}
+"""Sizes of a graph that loads the Wan 2.2 VAE on the tiny host: only the full-size VAE loads (``build_wan22_vae``),
+and it decodes ~1.5 frames a second at 64 x 64 on the CPU, so such graphs run small and short (two chunks)."""
+
+
+def loads_wan22_vae(api_prompt: dict) -> bool:
+    return any(str(n["inputs"].get("vae_name", "")).endswith(WAN22_VAE) for n in api_prompt.values())
+
+
 def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_HEIGHT) -> dict:
     """Map an API-format prompt of a shipped workflow onto the tiny models.
 
     Model names get the ``rtv_tiny/`` folder, every CLIPTextEncode fed by a text-encoder loader becomes
     the test-only ``RTVTest_TextConditioning`` of that loader's model family (UMT5-XXL, LLaVA and T5
-    cannot be loaded here), and latent sizes shrink to a CPU-friendly resolution with the same frame count.
+    cannot be loaded here), and latent sizes shrink to a CPU-friendly resolution with the same frame count
+    (graphs with the Wan 2.2 VAE: ``WAN22_TINY_SIZES``, frames too).
     """
     prompt = copy.deepcopy(api_prompt)
+    wan22 = loads_wan22_vae(prompt)
+    if wan22:
+        width, height = WAN22_TINY_SIZES["width"], WAN22_TINY_SIZES["height"]
     for node in prompt.values():
         inputs = node["inputs"]
         for key in ("unet_name", "vae_name", "ckpt_name"):
@@ -356,6 +394,9 @@ def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_
         if "width" in inputs and "height" in inputs and node["class_type"] != "CLIPTextEncode":
             if isinstance(inputs["width"], int) and isinstance(inputs["height"], int):
                 inputs["width"], inputs["height"] = width, height
+        for key in ("length", "total_frames", "chunk_frames", "overlap_frames"):
+            if wan22 and isinstance(inputs.get(key), int):
+                inputs[key] = WAN22_TINY_SIZES[key]
     clip_loaders = {nid: conditioning_family(n["inputs"].get("type")) for nid, n in prompt.items()
                     if n["class_type"] in ("CLIPLoader", "DualCLIPLoader")}  # fmt: skip
     for node in prompt.values():

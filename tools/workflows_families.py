@@ -2,12 +2,16 @@
 
 from make_workflows import monarch_attention
 from tiny_models import (
+    EXAMPLE_IMAGE,
     HUNYUAN_CLIP_L,
     HUNYUAN_LLAVA,
     HUNYUAN_VIDEO_T2V_720P,
     HUNYUAN_VIDEO_VAE,
     LTXV_2B_CHECKPOINT,
     LTXV_T5_XXL,
+    UMT5_XXL,
+    WAN22_TI2V_5B,
+    WAN22_VAE,
 )
 
 HUNYUAN_NOTE = (
@@ -121,7 +125,64 @@ def ltxv_long_streaming() -> tuple[dict, list[str]]:
     return prompt, [note]
 
 
+WAN22_5B_NOTE = (
+    "Models (ComfyUI's Wan 2.2 repackaged release, Comfy-Org/Wan_2.2_ComfyUI_Repackaged):\n"
+    f"- models/diffusion_models/{WAN22_TI2V_5B}\n"
+    f"- models/text_encoders/{UMT5_XXL}\n"
+    f"- models/vae/{WAN22_VAE}\n\n"
+    "Wan 2.2 TI2V 5B makes text-to-video, or image-to-video from the start image (its first latent frame is held "
+    "fixed). Its VAE compresses 16x, so frames are 32 px per token: 1280 x 704 is 40 x 22 tokens a frame. "
+    "Delete the Load Image node for text-to-video."
+)
+
+
+def wan22_ti2v_5b_monarch() -> tuple[dict, list[str]]:
+    """Wan 2.2 TI2V 5B, 1280 x 704 x 121 frames from a start image, with Monarch attention patched in."""
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": WAN22_TI2V_5B, "weight_dtype": "default"}},
+        "2": monarch_attention(["1", 0]),
+        "3": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["2", 0], "shift": 8.0}},
+        "4": {"class_type": "CLIPLoader", "inputs": {"clip_name": UMT5_XXL, "type": "wan", "device": "default"}},
+        "5": {"class_type": "CLIPTextEncode", "inputs": {
+            "clip": ["4", 0], "text": "the camera slowly pushes in as a red fox trots through fresh snow, morning light"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {
+            "clip": ["4", 0], "text": "blurry, low quality, static, distorted, watermark, text"}},
+        "7": {"class_type": "VAELoader", "inputs": {"vae_name": WAN22_VAE}},
+        "8": {"class_type": "LoadImage", "inputs": {"image": EXAMPLE_IMAGE}},
+        "9": {"class_type": "Wan22ImageToVideoLatent", "inputs": {
+            "vae": ["7", 0], "width": 1280, "height": 704, "length": 121, "batch_size": 1, "start_image": ["8", 0]}},
+        "10": {"class_type": "KSampler", "inputs": {
+            "model": ["3", 0], "positive": ["5", 0], "negative": ["6", 0], "latent_image": ["9", 0],
+            "seed": 7, "steps": 20, "cfg": 5.0, "sampler_name": "uni_pc", "scheduler": "simple", "denoise": 1.0}},
+        "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["7", 0]}},
+        "12": {"class_type": "SaveAnimatedWEBP", "inputs": {
+            "images": ["11", 0], "filename_prefix": "RealtimeVideo/wan22_5b_monarch", "fps": 24.0,
+            "lossless": False, "quality": 90, "method": "default"}},
+    }
+    return prompt, [WAN22_5B_NOTE]
+
+
+def wan22_ti2v_5b_long_streaming() -> tuple[dict, list[str]]:
+    """Wan 2.2 TI2V 5B, 361 frames (15 s at 24 fps) in chunks of 121 overlapping by 17, from a start image."""
+    prompt, _ = wan22_ti2v_5b_monarch()
+    for node in ("9", "10", "11"):  # latent, KSampler and decode: the streaming sampler does all three
+        del prompt[node]
+    prompt["13"] = {"class_type": "RTV_StreamingSampler", "inputs": {
+        "model": ["3", 0], "positive": ["5", 0], "negative": ["6", 0], "vae": ["7", 0], "width": 1280, "height": 704,
+        "total_frames": 361, "chunk_frames": 121, "overlap_frames": 17, "seed": 7, "steps": 20, "cfg": 5.0,
+        "sampler_name": "uni_pc", "scheduler": "simple", "overlap_mode": "pinned_latents", "anchor_strength": 0.0,
+        "drift_correction": 0.0, "start_image": ["8", 0], "chunk_save_prefix": "RealtimeVideo/wan22_5b_stream"}}
+    prompt["12"]["inputs"]["images"] = ["13", 0]
+    prompt["12"]["inputs"]["filename_prefix"] = "RealtimeVideo/wan22_5b_long"
+    note = (WAN22_5B_NOTE + "\n\nStreaming Sampler (RTV): chunks of 121 frames (the 5B model's trained length) "
+            "overlapping by 17; the start image is chunk 0's first frame, later chunks continue from the overlap. "
+            "Each chunk is decoded as it finishes and saved under output/RealtimeVideo/.")
+    return prompt, [note]
+
+
 WORKFLOWS = {
+    "wan22_ti2v_5b_monarch_attention.json": wan22_ti2v_5b_monarch,
+    "wan22_ti2v_5b_long_streaming.json": wan22_ti2v_5b_long_streaming,
     "hunyuan_video_t2v_monarch_attention.json": hunyuan_t2v_monarch,
     "ltxv_t2v_monarch_attention.json": ltxv_t2v_monarch,
     "hunyuan_video_long_streaming.json": hunyuan_long_streaming,

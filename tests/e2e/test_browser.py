@@ -18,6 +18,8 @@ from tiny_models import (
     TINY_FOLDER,
     TINY_HEIGHT,
     TINY_WIDTH,
+    WAN22_TINY_SIZES,
+    WAN22_VAE,
     provide_input_images,
 )
 from workflow_format import ui_to_api
@@ -37,15 +39,17 @@ TINY_MAPPING_JS = """
 (() => {
   const g = app.graph;
   const link = (id) => (g.getLink ? g.getLink(id) : (g.links.get ? g.links.get(id) : g.links[id]));
+  // graphs with the Wan 2.2 VAE run smaller and shorter (tiny_models.WAN22_TINY_SIZES says why)
+  const wan22 = g._nodes.some((n) => (n.widgets || []).some(
+    (w) => w.name === 'vae_name' && String(w.value).endsWith('%(wan22_vae)s')));
+  const sizes = wan22 ? %(wan22_sizes)s : {width: %(width)d, height: %(height)d};
   for (const n of [...g._nodes]) {
+    const sized = n.type.startsWith('Empty') || n.type.startsWith('RTV_') || n.type === 'Wan22ImageToVideoLatent';
     for (const w of n.widgets || []) {
       if (['unet_name', 'vae_name', 'ckpt_name'].includes(w.name) && !String(w.value).startsWith('%(folder)s/')
           && !String(w.value).startsWith('%(shipped)s'))
         w.value = '%(folder)s/' + w.value;
-      if (n.type.startsWith('Empty') && w.name === 'width') w.value = %(width)d;
-      if (n.type.startsWith('Empty') && w.name === 'height') w.value = %(height)d;
-      if (w.name === 'width' && n.type.startsWith('RTV_') && typeof w.value === 'number') w.value = %(width)d;
-      if (w.name === 'height' && n.type.startsWith('RTV_') && typeof w.value === 'number') w.value = %(height)d;
+      if (sized && typeof w.value === 'number' && (w.name in sizes)) w.value = sizes[w.name];
       if (w.name === 'steps' && w.value > %(steps)d) w.value = %(steps)d;
     }
     if (n.type === 'CLIPTextEncode') {
@@ -69,7 +73,7 @@ TINY_MAPPING_JS = """
   return g._nodes.map((n) => n.type);
 })()
 """ % {"folder": TINY_FOLDER, "shipped": SHIPPED_MODEL_PREFIX, "width": TINY_WIDTH, "height": TINY_HEIGHT, "tokens": TEXT_TOKENS,
-       "steps": TINY_STEPS}
+       "steps": TINY_STEPS, "wan22_vae": WAN22_VAE, "wan22_sizes": json.dumps(WAN22_TINY_SIZES)}
 
 
 def _strip(prompt: dict) -> dict:

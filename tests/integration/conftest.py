@@ -36,3 +36,12 @@ def tiny_hunyuan():
     from tiny_models import tiny_hunyuan_video_state_dict
 
     return comfy.sd.load_diffusion_model_state_dict(tiny_hunyuan_video_state_dict(seed=0))
+
+
+@pytest.fixture(scope="session")
+def tiny_wan22_5b():
+    """A tiny random Wan 2.2 TI2V 5B DiT (48 latent channels) through ComfyUI's real detection and loader."""
+    import comfy.sd
+    from tiny_models import tiny_wan_state_dict
+
+    return comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("ti2v_5b", seed=0))
