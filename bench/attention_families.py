@@ -1,4 +1,4 @@
-"""Monarch attention on HunyuanVideo and LTX-Video shapes against cuDNN SDPA, side by side in one process.
+"""Monarch attention on HunyuanVideo, LTX-Video and Wan 2.2 5B shapes against cuDNN SDPA, side by side in one process.
 
 HunyuanVideo's blocks run *joint* attention over its video tokens and 256 text tokens. The Monarch node
 gives the video queries Monarch attention over the video grid with the text keys exact, and the text
@@ -60,6 +60,10 @@ SHAPES = {
     "hunyuan_544p": FamilyShape("HunyuanVideo 544p 129 frames (joint, 256 text)", 24, (33, 34, 60), 256),
     # LTX-Video 13B (32 heads of 128) at 1216 x 704, 257 frames: latent 33 x 22 x 38, patch 1
     "ltxv13b_704p": FamilyShape("LTX-Video 13B 704p 257 frames", 32, (33, 22, 38), 0),
+    # Wan 2.2 TI2V 5B (24 heads) at 1280 x 704, 121 frames: latent 31 x 44 x 80 (16x VAE), patch 1 x 2 x 2
+    "wan22_5b_704p": FamilyShape("Wan 2.2 TI2V 5B 704p 121 frames", 24, (31, 22, 40), 0),
+    # HunyuanVideo 1.5 (16 heads) at 1280 x 720, 121 frames: latent 31 x 45 x 80 (16x VAE), patch 1; 256 text
+    "hunyuan15_720p": FamilyShape("HunyuanVideo 1.5 720p 121 frames (joint, 256 text)", 16, (31, 45, 80), 256),
 }
 
 SETTINGS = {"monarch_default": {}, "monarch_node_default": {"exact_local": 1}}

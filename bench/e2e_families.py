@@ -1,4 +1,4 @@
-"""One denoising step of ComfyUI's HunyuanVideo and LTX-Video models, stock attention vs RTV_MonarchAttention.
+"""One denoising step of ComfyUI's HunyuanVideo (1.0, 1.5), LTX-Video and Wan 2.2 5B models, stock vs RTV_MonarchAttention.
 
 ComfyUI's own model classes at released sizes with random bf16 weights (``random_wan.random_state_dict``),
 loaded through ``comfy.sd.load_diffusion_model_state_dict``; one Euler step through ComfyUI's sampler with
@@ -9,7 +9,11 @@ default, plain MonarchRT). HunyuanVideo's joint attention keeps its 256 text tok
   129 frames (118800 video tokens);
 * ``ltxv13b_704p``: LTX-Video 13B's transformer shape (48 blocks, 32 heads of 128) at 1216 x 704 x 257 frames
   (27588 tokens);
-* ``--tiny``: both at toy sizes on the CPU (a smoke test of this script).
+* ``wan22_5b_704p``: Wan 2.2 TI2V 5B (dim 3072, 30 blocks, 24 heads, 48 latent channels) at 1280 x 704 x 121
+  frames (27280 tokens);
+* ``hunyuan15_720p``: HunyuanVideo 1.5 8.3B (hidden 2048, 54 double blocks, 16 heads, patch 1) at 1280 x 720 x
+  121 frames (111600 video tokens and 256 text tokens);
+* ``--tiny``: all at toy sizes on the CPU (a smoke test of this script).
 
     python bench/e2e_families.py --comfy-dir /path/to/ComfyUI --out bench/results/e2e_families_h100.json
 """
@@ -42,6 +46,29 @@ def hunyuan_module(hidden: int, double: int, single: int):
         use_cond_type_embedding=False, vision_in_dim=None, operations=comfy.ops.disable_weight_init)  # fmt: skip
 
 
+def hunyuan15_module(hidden: int, double: int):
+    """HunyuanVideo 1.5 (ComfyUI's HunyuanVideo class with its 1.5 options): patch 1, 32 latent channels (+32
+    image, +1 mask concatenated), Qwen2.5-VL text (3584 wide), byT5 glyph text and SigLIP vision tokens."""
+    import comfy.ldm.hunyuan_video.model as hunyuan
+    import comfy.ops
+
+    return hunyuan.HunyuanVideo(
+        in_channels=65, out_channels=32, vec_in_dim=None, context_in_dim=3584, hidden_size=hidden, mlp_ratio=4.0,
+        num_heads=hidden // 128, depth=double, depth_single_blocks=0, axes_dim=[16, 56, 56], theta=256,
+        patch_size=[1, 1, 1], qkv_bias=True, guidance_embed=False, byt5=True, meanflow=False,
+        use_cond_type_embedding=True, vision_in_dim=1152, operations=comfy.ops.disable_weight_init)  # fmt: skip
+
+
+def wan_module(dim: int, ffn_dim: int, layers: int, channels: int):
+    import comfy.ldm.wan.model as wan
+    import comfy.ops
+
+    return wan.WanModel(
+        model_type="t2v", patch_size=(1, 2, 2), in_dim=channels, out_dim=channels, dim=dim, ffn_dim=ffn_dim,
+        freq_dim=256, text_dim=4096, num_heads=dim // 128, num_layers=layers, qk_norm=True, cross_attn_norm=True,
+        operations=comfy.ops.disable_weight_init)  # fmt: skip
+
+
 def ltxv_module(layers: int, head_dim: int):
     import comfy.ldm.lightricks.model as lightricks
     import comfy.ops
@@ -59,15 +86,27 @@ CASES = {
                      "build": lambda: hunyuan_module(3072, 20, 40), "latent": (1, 16, 33, 90, 160)},
     "ltxv13b_704p": {"label": "LTX-Video 13B shape, 704x1216x257", "family": "ltxv",
                      "build": lambda: ltxv_module(48, 128), "latent": (1, 128, 33, 22, 38)},
+    "wan22_5b_704p": {"label": "Wan 2.2 TI2V 5B, 704x1280x121", "family": "wan",
+                      "build": lambda: wan_module(3072, 14336, 30, 48), "latent": (1, 48, 31, 44, 80)},
+    "hunyuan15_720p": {"label": "HunyuanVideo 1.5 8.3B, 720x1280x121", "family": "hunyuan15",
+                       "build": lambda: hunyuan15_module(2048, 54), "latent": (1, 32, 31, 45, 80)},
 }
 TINY = {
     "hunyuan_tiny": {"label": "tiny", "family": "hunyuan", "build": lambda: hunyuan_module(256, 2, 2),
                      "latent": (1, 16, 3, 8, 12)},
     "ltxv_tiny": {"label": "tiny", "family": "ltxv", "build": lambda: ltxv_module(2, 4), "latent": (1, 128, 3, 4, 6)},
+    "wan22_5b_tiny": {"label": "tiny", "family": "wan", "build": lambda: wan_module(256, 512, 2, 48),
+                      "latent": (1, 48, 3, 8, 12)},
+    "hunyuan15_tiny": {"label": "tiny", "family": "hunyuan15", "build": lambda: hunyuan15_module(256, 2),
+                       "latent": (1, 32, 3, 4, 6)},
 }
 
 
 def conditioning(torch, family: str, g) -> list:
+    if family == "hunyuan15":  # Qwen2.5-VL text; the text encoder gives no pooled output
+        return [[torch.randn(1, TEXT_TOKENS, 3584, generator=g), {"pooled_output": None}]]
+    if family == "wan":  # UMT5-XXL pads to 512 tokens
+        return [[torch.randn(1, 512, 4096, generator=g), {}]]
     text = torch.randn(1, TEXT_TOKENS, 4096, generator=g)
     if family == "hunyuan":
         return [[text, {"pooled_output": torch.randn(1, 768, generator=g)}]]

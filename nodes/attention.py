@@ -15,26 +15,27 @@ class MonarchAttention(io.ComfyNode):
             display_name="Monarch Attention (RTV)",
             category="RealtimeVideo/attention",
             description=(
-                "Replaces the video self-attention of a Wan 2.1/2.2, HunyuanVideo or LTX-Video model with "
+                "Replaces the video self-attention of a Wan 2.1/2.2, HunyuanVideo (1.0, 1.5) or LTX-Video model with "
                 "Monarch-factorised attention (MonarchRT): cost grows with frames x (rows + columns) instead of "
                 "(frames x rows x columns)^2. Cross-attention and the rest of the math stay as they were; tokens "
-                "that are not video (HunyuanVideo's text, reference latents, LTXV guide frames) stay exact. Stock "
+                "that are not video (HunyuanVideo's text, glyph and vision tokens, reference latents, LTXV guide "
+                "frames) stay exact. Stock "
                 "Wan blocks also run their norm and residual steps fused and the MLP's GELU in its first product "
                 "(same results up to rounding, ~10 % of a 1.3B step). "
                 "Put it before TorchCompileModel."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="A Wan 2.1/2.2 (Wan 2.2 A14B: patch both experts), HunyuanVideo or "
-                                                "LTX-Video model."),
+                io.Model.Input("model", tooltip="A Wan 2.1/2.2 (Wan 2.2 A14B: patch both experts; TI2V 5B), "
+                                                "HunyuanVideo 1.0/1.5 or LTX-Video model."),
                 io.Int.Input("tile_frames", default=1, min=1, max=64,
                              tooltip="Latent frames per Monarch tile. 1 = one frame per tile (MonarchRT default)."),
                 io.Int.Input("h_split", default=1, min=1, max=MAX_SPLIT,
                              tooltip="Split each frame's token rows into this many tiles. More tiles: closer "
                                      "to dense, more compute. Must divide the rows (height / 16 for Wan and "
-                                     "HunyuanVideo, height / 32 for LTX-Video)."),
+                                     "HunyuanVideo, height / 32 for LTX-Video and Wan 2.2 5B)."),
                 io.Int.Input("w_split", default=1, min=1, max=MAX_SPLIT,
                              tooltip="Split each frame's token columns into this many tiles. Must divide the "
-                                     "columns (width / 16; LTX-Video: width / 32)."),
+                                     "columns (width / 16; LTX-Video, Wan 2.2 5B: width / 32)."),
                 io.Int.Input("iterations", default=1, min=1, max=3,
                              tooltip="Alternating refinement steps of the Monarch factors: more = closer to "
                                      "softmax attention, cost grows linearly."),
@@ -44,7 +45,8 @@ class MonarchAttention(io.ComfyNode):
                              tooltip="Keep exact attention for this many last sampling steps (fine detail)."),
                 io.String.Input("dense_blocks", default="",
                                 tooltip="Transformer blocks that keep exact attention, e.g. '0, 1, 28-29'. "
-                                        "HunyuanVideo: double blocks first (0-19), then single blocks (20-59)."),
+                                        "HunyuanVideo: double blocks first (0-19), then single blocks (20-59); "
+                                        "HunyuanVideo 1.5: double blocks 0-53."),
                 io.Combo.Input("backend", options=["auto", "triton", "torch"], default="auto",
                                tooltip="auto: Triton kernel on CUDA when available, torch reference elsewhere."),
                 io.Boolean.Input("report_error", default=False,

@@ -1,12 +1,13 @@
 """Token layout of ComfyUI's HunyuanVideo models (``comfy/ldm/hunyuan_video/model.py``, 0.3.75).
 
-HunyuanVideo embeds its latent ``[B, C, T, H, W]`` with a (1, 2, 2) patch convolution into
+HunyuanVideo embeds its latent ``[B, C, T, H, W]`` with a (1, 2, 2) patch convolution (1.5: (1, 1, 1)) into
 frame-major tokens, then runs *joint* attention over ``[reference latent tokens (I2V), video tokens,
 text tokens]`` in its double- and single-stream blocks (``flipped_img_txt``), with an additive mask
 over padded text. The model itself puts ``block_type`` ("double" / "single") and ``block_index`` into
 transformer_options around those blocks, and not around the text-only token refiner, so they mark
 the video attention calls. The reference tokens (RoPE frame -1) and the text are off the grid:
-extra tokens, attended exactly.
+extra tokens, attended exactly. HunyuanVideo 1.5 (same class, 54 double blocks, no single ones) adds byT5
+glyph tokens and SigLIP vision tokens to the text, after the video as well.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from .ltxv import self_attention_paths as ltxv_self_attention_paths
 from .self_attention import BLOCK_MARK, MARKED_FLAG, keyword_marked_forward, mark_self_attention
 from .wan import TokenGrid, grid_from_newer_comfy, is_wan_model, wan_token_grid
 
-SUPPORTED = "Wan 2.1/2.2 (T2V, I2V, FLF2V, Fun-Camera, VACE), HunyuanVideo and LTX-Video"
+SUPPORTED = "Wan 2.1/2.2 (T2V, I2V, FLF2V, Fun-Camera, VACE, TI2V 5B), HunyuanVideo 1.0/1.5 and LTX-Video"
 
 
 @dataclass(frozen=True)

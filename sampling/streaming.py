@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import comfy.model_base
 import comfy.model_management
 import comfy.sample
 import comfy.utils
@@ -144,6 +145,14 @@ def match_channel_statistics(latents: torch.Tensor, mean: torch.Tensor, std: tor
     return torch.lerp(latents, matched, strength)
 
 
+def _with_empty_image_channels(conditioning: list, mask: torch.Tensor) -> list:
+    """HunyuanVideo 1.5 builds its image input channels from ``concat_mask``, else from the sampler's noise mask,
+    which ComfyUI expands to every latent channel (a channel mismatch in its input layer). An all-ones
+    ``concat_mask`` gives it exactly its text-to-video input (empty image channels); the overlap stays pinned
+    through the noise mask."""
+    return [[text, {**extra, "concat_mask": torch.ones_like(mask)}] for text, extra in conditioning]
+
+
 def _model_wants_image_channels(model) -> bool:
     """An I2V Wan model takes more input channels than its latents have (mask and image latents concatenated);
     Wan 2.2 TI2V 5B does not: it takes its start frame through the noise mask, like pinned latents."""
@@ -187,6 +196,7 @@ class StreamingSampler:
         self.decoder = (StreamingWanDecoder(vae) if StreamingWanDecoder.supports(vae)
                         else ChunkDecoder(vae, layout.temporal_stride))  # fmt: skip
         self.latent_hw = (settings.height // layout.spatial_stride, settings.width // layout.spatial_stride)
+        self.empty_image_channels = isinstance(model.model, comfy.model_base.HunyuanVideo15)
 
     # ------------------------------------------------------------------------------------ loop
     def run(self) -> StreamResult:
@@ -268,6 +278,8 @@ class StreamingSampler:
         latent = self._empty_latent(a1)
         mask = torch.ones(1, 1, a1, *self.latent_hw)
         positive, negative = self.positive_for(chunk.index), self.negative
+        if self.empty_image_channels:
+            positive, negative = (_with_empty_image_channels(c, mask) for c in (positive, negative))
         if self.s.overlap_mode == "i2v_start_frames":
             start = tail_frames if chunk.index > 0 else self.start_image
             if start is not None:

@@ -44,6 +44,11 @@ HUNYUAN_VIDEO_T2V_720P = "hunyuan_video_t2v_720p_bf16.safetensors"
 HUNYUAN_VIDEO_VAE = "hunyuan_video_vae_bf16.safetensors"
 HUNYUAN_CLIP_L = "clip_l.safetensors"
 HUNYUAN_LLAVA = "llava_llama3_fp8_scaled.safetensors"
+# HunyuanVideo 1.5 T2V 720p as ComfyUI's repackaged release names its files (Comfy-Org/HunyuanVideo_1.5_repackaged).
+HUNYUAN_VIDEO15_720P = "hunyuanvideo1.5_720p_t2v_fp16.safetensors"
+HUNYUAN_VIDEO15_VAE = "hunyuanvideo15_vae_fp16.safetensors"
+HUNYUAN_VIDEO15_QWEN = "qwen_2.5_vl_7b_fp8_scaled.safetensors"
+HUNYUAN_VIDEO15_BYT5 = "byt5_small_glyphxl_fp16.safetensors"
 # LTX-Video 0.9.5 as ComfyUI's own LTXV template loads it (one file: transformer and VAE), with T5-XXL.
 LTXV_2B_CHECKPOINT = "ltx-video-2b-v0.9.5.safetensors"
 LTXV_T5_XXL = "t5xxl_fp16.safetensors"
@@ -262,6 +267,62 @@ def tiny_hunyuan_video_state_dict(seed: int = 0, dtype=None, dim: int = TINY_HUN
     return {k: v.to(dtype) for k, v in sd.items()} if dtype is not None else sd
 
 
+# HunyuanVideo 1.5: the same ComfyUI class with its 1.5 options, which detection reads from the keys: patch 1
+# (img_in.proj), 65 input channels (32 noise + 32 image latent + 1 mask; concat_cond fills them), 32 out, no
+# vector_in (no CLIP-L), no guidance_in, byt5_in (glyph text), vision_in (SigLIP, 1152 wide: HunyuanVideo15 is
+# picked by vision_in_dim) and cond_type_embedding. Its text encoder is Qwen2.5-VL 7B (3584 wide).
+HUNYUAN15_CHANNELS = 32
+HUNYUAN15_TEXT_DIM = 3584
+HUNYUAN15_VISION_DIM = 1152
+
+
+def tiny_hunyuan_video15_state_dict(seed: int = 0, dtype=None, dim: int = TINY_HUNYUAN_DIM) -> dict:
+    """Weights of a tiny HunyuanVideo 1.5 DiT (``TINY_HUNYUAN_DOUBLE`` double blocks, no single ones, like the
+    real 54 + 0), ComfyUI key names."""
+    import comfy.ldm.hunyuan_video.model as hunyuan
+    import comfy.ops
+
+    dit = hunyuan.HunyuanVideo(
+        in_channels=2 * HUNYUAN15_CHANNELS + 1, out_channels=HUNYUAN15_CHANNELS, vec_in_dim=None,
+        context_in_dim=HUNYUAN15_TEXT_DIM, hidden_size=dim, mlp_ratio=4.0, num_heads=dim // 128,
+        depth=TINY_HUNYUAN_DOUBLE, depth_single_blocks=0, axes_dim=[16, 56, 56], theta=256, patch_size=[1, 1, 1],
+        qkv_bias=True, guidance_embed=False, byt5=True, meanflow=False, use_cond_type_embedding=True,
+        vision_in_dim=HUNYUAN15_VISION_DIM, operations=comfy.ops.disable_weight_init)
+    sd = _randomize(dit, seed=seed)
+    return {k: v.to(dtype) for k, v in sd.items()} if dtype is not None else sd
+
+
+def hunyuan_video15_conditioning(seed: int = 0, tokens: int = 8, byt5_tokens: int = 0) -> list:
+    """HunyuanVideo 1.5 conditioning as ComfyUI's Qwen2.5-VL encoder gives it: [1, T, 3584], no pooled output;
+    with ``byt5_tokens`` also the glyph text (``conditioning_byt5small``, [1, N, 1472])."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    extra = {"pooled_output": None}
+    text = torch.randn(1, tokens, HUNYUAN15_TEXT_DIM, generator=g)
+    if byt5_tokens:
+        extra["conditioning_byt5small"] = torch.randn(1, byt5_tokens, 1472, generator=g)
+    return [[text, extra]]
+
+
+def build_hunyuan_video15_vae(path: Path) -> None:
+    """The HunyuanVideo 1.5 VAE at its real size (1.26 B parameters, 2.5 GB in bfloat16), random weights.
+
+    comfy.sd.VAE recognises it by a 32-channel ``decoder.conv_in.conv.weight`` and builds fixed widths (128 to
+    1024): no smaller file loads. On the test host's CPU it decodes 9 frames of 64 x 64 in ~12 s."""
+    import torch
+    from comfy.ldm.hunyuan_video.vae_refiner import Decoder, Encoder
+    from safetensors.torch import save_file
+
+    config = {"block_out_channels": [128, 256, 512, 1024, 1024], "in_channels": 3, "out_channels": 3,
+              "num_res_blocks": 2, "ffactor_spatial": 16, "ffactor_temporal": 4, "downsample_match_channel": True,
+              "upsample_match_channel": True, "z_channels": HUNYUAN15_CHANNELS}  # fmt: skip
+    sd = {}
+    for prefix, part, seed in (("encoder.", Encoder, 12), ("decoder.", Decoder, 13)):
+        sd.update({prefix + k: v.to(torch.bfloat16) for k, v in _randomize(part(**config), seed=seed).items()})
+    save_file(sd, str(path), metadata={"rtv_tiny": BUILDER_VERSION})
+
+
 TINY_LTXV_VAE_CONFIG = {
     "_class_name": "CausalVideoAutoencoder", "dims": 3, "in_channels": 3, "out_channels": 3, "latent_channels": 128,
     "blocks": [["res_x", 1], ["compress_all", 1], ["compress_all", 1], ["compress_all", 1], ["res_x", 1]],
@@ -330,6 +391,9 @@ TINY_MODELS = {
     # spatial, 4x causal temporal). The shipped workflow's graph runs; its decoder is a stand-in.
     ("vae", HUNYUAN_VIDEO_VAE): build_wan21_vae,
     ("checkpoints", LTXV_2B_CHECKPOINT): build_ltxv_checkpoint,
+    ("diffusion_models", HUNYUAN_VIDEO15_720P): dit_file(
+        tiny_hunyuan_video15_state_dict, 14, "float16", "tiny random HunyuanVideo 1.5 T2V for tests"),
+    ("vae", HUNYUAN_VIDEO15_VAE): build_hunyuan_video15_vae,
 }
 
 
@@ -361,16 +425,20 @@ def build_all(models_dir: Path) -> list[Path]:
 
 def conditioning_family(clip_type: str | None) -> str:
     """The ``RTVTest_TextConditioning`` family for a text-encoder loader's ``type``."""
-    return {"hunyuan_video": "hunyuan_video", "ltxv": "ltxv"}.get(clip_type or "", "wan")
+    return {"hunyuan_video": "hunyuan_video", "hunyuan_video_15": "hunyuan_video_15", "ltxv": "ltxv"}.get(
+        clip_type or "", "wan")
 
 
-WAN22_TINY_SIZES = {"width": 64, "height": 64, "length": 9, "total_frames": 13, "chunk_frames": 9, "overlap_frames": 5}
-"""Sizes of a graph that loads the Wan 2.2 VAE on the tiny host: only the full-size VAE loads (``build_wan22_vae``),
-and it decodes ~1.5 frames a second at 64 x 64 on the CPU, so such graphs run small and short (two chunks)."""
+FULL_SIZE_VAES = (WAN22_VAE, HUNYUAN_VIDEO15_VAE)
+"""VAEs that ComfyUI only builds at their real size (``build_wan22_vae``, ``build_hunyuan_video15_vae``): slow
+to decode on the test host's CPU."""
+FULL_SIZE_VAE_TINY_SIZES = {"width": 64, "height": 64, "length": 9, "total_frames": 13, "chunk_frames": 9,
+                            "overlap_frames": 5}  # fmt: skip
+"""Sizes of a graph that loads a full-size VAE on the tiny host: small and short (two chunks when streaming)."""
 
 
-def loads_wan22_vae(api_prompt: dict) -> bool:
-    return any(str(n["inputs"].get("vae_name", "")).endswith(WAN22_VAE) for n in api_prompt.values())
+def loads_full_size_vae(api_prompt: dict) -> bool:
+    return any(str(n["inputs"].get("vae_name", "")).endswith(FULL_SIZE_VAES) for n in api_prompt.values())
 
 
 def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_HEIGHT) -> dict:
@@ -379,12 +447,12 @@ def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_
     Model names get the ``rtv_tiny/`` folder, every CLIPTextEncode fed by a text-encoder loader becomes
     the test-only ``RTVTest_TextConditioning`` of that loader's model family (UMT5-XXL, LLaVA and T5
     cannot be loaded here), and latent sizes shrink to a CPU-friendly resolution with the same frame count
-    (graphs with the Wan 2.2 VAE: ``WAN22_TINY_SIZES``, frames too).
+    (graphs with a full-size VAE: ``FULL_SIZE_VAE_TINY_SIZES``, frames too).
     """
     prompt = copy.deepcopy(api_prompt)
-    wan22 = loads_wan22_vae(prompt)
-    if wan22:
-        width, height = WAN22_TINY_SIZES["width"], WAN22_TINY_SIZES["height"]
+    full_size_vae = loads_full_size_vae(prompt)
+    if full_size_vae:
+        width, height = FULL_SIZE_VAE_TINY_SIZES["width"], FULL_SIZE_VAE_TINY_SIZES["height"]
     for node in prompt.values():
         inputs = node["inputs"]
         for key in ("unet_name", "vae_name", "ckpt_name"):
@@ -395,8 +463,8 @@ def for_tiny_host(api_prompt: dict, width: int = TINY_WIDTH, height: int = TINY_
             if isinstance(inputs["width"], int) and isinstance(inputs["height"], int):
                 inputs["width"], inputs["height"] = width, height
         for key in ("length", "total_frames", "chunk_frames", "overlap_frames"):
-            if wan22 and isinstance(inputs.get(key), int):
-                inputs[key] = WAN22_TINY_SIZES[key]
+            if full_size_vae and isinstance(inputs.get(key), int):
+                inputs[key] = FULL_SIZE_VAE_TINY_SIZES[key]
     clip_loaders = {nid: conditioning_family(n["inputs"].get("type")) for nid, n in prompt.items()
                     if n["class_type"] in ("CLIPLoader", "DualCLIPLoader")}  # fmt: skip
     for node in prompt.values():

@@ -6,6 +6,10 @@ from tiny_models import (
     HUNYUAN_CLIP_L,
     HUNYUAN_LLAVA,
     HUNYUAN_VIDEO_T2V_720P,
+    HUNYUAN_VIDEO15_720P,
+    HUNYUAN_VIDEO15_BYT5,
+    HUNYUAN_VIDEO15_QWEN,
+    HUNYUAN_VIDEO15_VAE,
     HUNYUAN_VIDEO_VAE,
     LTXV_2B_CHECKPOINT,
     LTXV_T5_XXL,
@@ -125,6 +129,61 @@ def ltxv_long_streaming() -> tuple[dict, list[str]]:
     return prompt, [note]
 
 
+HUNYUAN15_NOTE = (
+    "Models (ComfyUI's HunyuanVideo 1.5 repackaged release, Comfy-Org/HunyuanVideo_1.5_repackaged):\n"
+    f"- models/diffusion_models/{HUNYUAN_VIDEO15_720P}\n"
+    f"- models/text_encoders/{HUNYUAN_VIDEO15_QWEN} and {HUNYUAN_VIDEO15_BYT5}\n"
+    f"- models/vae/{HUNYUAN_VIDEO15_VAE}\n\n"
+    "Monarch Attention (RTV) replaces the video part of HunyuanVideo 1.5's joint attention (54 double blocks); "
+    "the text, glyph and vision tokens stay exact. Frames are 16 px per token (16x VAE, patch 1): 1280 x 720 x "
+    "121 frames is 111600 video tokens, where Monarch saves the most (README: 3.3x a denoising step)."
+)
+
+
+def hunyuan15_t2v_monarch() -> tuple[dict, list[str]]:
+    """HunyuanVideo 1.5 T2V 720p, 121 frames, with Monarch attention patched in."""
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": HUNYUAN_VIDEO15_720P, "weight_dtype": "default"}},
+        "2": monarch_attention(["1", 0]),
+        "3": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["2", 0], "shift": 7.0}},
+        "4": {"class_type": "DualCLIPLoader", "inputs": {
+            "clip_name1": HUNYUAN_VIDEO15_QWEN, "clip_name2": HUNYUAN_VIDEO15_BYT5, "type": "hunyuan_video_15",
+            "device": "default"}},
+        "5": {"class_type": "CLIPTextEncode", "inputs": {
+            "clip": ["4", 0], "text": "a red fox runs through fresh snow in a birch forest, morning light"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {
+            "clip": ["4", 0], "text": "blurry, low quality, static, distorted, watermark, text"}},
+        "7": {"class_type": "EmptyHunyuanVideo15Latent", "inputs": {
+            "width": 1280, "height": 720, "length": 121, "batch_size": 1}},
+        "8": {"class_type": "KSampler", "inputs": {
+            "model": ["3", 0], "positive": ["5", 0], "negative": ["6", 0], "latent_image": ["7", 0],
+            "seed": 7, "steps": 20, "cfg": 6.0, "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
+        "9": {"class_type": "VAELoader", "inputs": {"vae_name": HUNYUAN_VIDEO15_VAE}},
+        "10": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["9", 0]}},
+        "11": {"class_type": "SaveAnimatedWEBP", "inputs": {
+            "images": ["10", 0], "filename_prefix": "RealtimeVideo/hunyuan15_t2v_monarch", "fps": 24.0,
+            "lossless": False, "quality": 90, "method": "default"}},
+    }
+    return prompt, [HUNYUAN15_NOTE]
+
+
+def hunyuan15_long_streaming() -> tuple[dict, list[str]]:
+    """HunyuanVideo 1.5, 361 frames in chunks of 121 overlapping by 17, Monarch attention patched in."""
+    prompt, _ = hunyuan15_t2v_monarch()
+    for node in ("7", "8", "10"):  # latent, KSampler and decode: the streaming sampler does all three
+        del prompt[node]
+    prompt["12"] = {"class_type": "RTV_StreamingSampler", "inputs": {
+        "model": ["3", 0], "positive": ["5", 0], "negative": ["6", 0], "vae": ["9", 0], "width": 1280, "height": 720,
+        "total_frames": 361, "chunk_frames": 121, "overlap_frames": 17, "seed": 7, "steps": 20, "cfg": 6.0,
+        "sampler_name": "euler", "scheduler": "simple", "overlap_mode": "pinned_latents", "anchor_strength": 0.0,
+        "drift_correction": 0.0, "chunk_save_prefix": "RealtimeVideo/hunyuan15_stream"}}
+    prompt["11"]["inputs"]["images"] = ["12", 0]
+    prompt["11"]["inputs"]["filename_prefix"] = "RealtimeVideo/hunyuan15_long"
+    note = (HUNYUAN15_NOTE + "\n\nStreaming Sampler (RTV): chunks of 121 frames overlapping by 17 (their latents "
+            "are held fixed); each chunk is decoded as it finishes and saved under output/RealtimeVideo/.")
+    return prompt, [note]
+
+
 WAN22_5B_NOTE = (
     "Models (ComfyUI's Wan 2.2 repackaged release, Comfy-Org/Wan_2.2_ComfyUI_Repackaged):\n"
     f"- models/diffusion_models/{WAN22_TI2V_5B}\n"
@@ -181,6 +240,8 @@ def wan22_ti2v_5b_long_streaming() -> tuple[dict, list[str]]:
 
 
 WORKFLOWS = {
+    "hunyuan_video15_t2v_monarch_attention.json": hunyuan15_t2v_monarch,
+    "hunyuan_video15_long_streaming.json": hunyuan15_long_streaming,
     "wan22_ti2v_5b_monarch_attention.json": wan22_ti2v_5b_monarch,
     "wan22_ti2v_5b_long_streaming.json": wan22_ti2v_5b_long_streaming,
     "hunyuan_video_t2v_monarch_attention.json": hunyuan_t2v_monarch,

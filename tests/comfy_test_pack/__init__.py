@@ -1,9 +1,9 @@
 """Test-only ComfyUI nodes: never used by a shipped workflow.
 
-UMT5-XXL (the Wan text encoder), LLaVA (HunyuanVideo) and T5 (LTX-Video) cannot be downloaded here, so
-tests and ``make demo`` swap ``CLIPLoader`` / ``DualCLIPLoader`` + ``CLIPTextEncode`` for
-``RTVTest_TextConditioning``: a deterministic CONDITIONING of the text shape [1, tokens, 4096] derived
-from the prompt text, with what the model family needs beside it.
+UMT5-XXL (the Wan text encoder), LLaVA (HunyuanVideo), Qwen2.5-VL (HunyuanVideo 1.5) and T5 (LTX-Video) cannot
+be downloaded here, so tests and ``make demo`` swap ``CLIPLoader`` / ``DualCLIPLoader`` + ``CLIPTextEncode``
+for ``RTVTest_TextConditioning``: a deterministic CONDITIONING of the text shape [1, tokens, 4096] (3584 for
+HunyuanVideo 1.5) derived from the prompt text, with what the model family needs beside it.
 """
 
 import hashlib
@@ -18,8 +18,11 @@ FAMILY_EXTRAS = {
     "wan": lambda g, tokens: {},
     "ltxv": lambda g, tokens: {"attention_mask": torch.ones(1, tokens, dtype=torch.long)},
     "hunyuan_video": lambda g, tokens: {"pooled_output": torch.randn(1, 768, generator=g)},
+    "hunyuan_video_15": lambda g, tokens: {"pooled_output": None},
 }
 """Per model family, the conditioning keys its ``extra_conds`` needs beside the text."""
+TEXT_WIDTHS = {"hunyuan_video_15": 3584}
+"""Text widths other than 4096: HunyuanVideo 1.5's Qwen2.5-VL 7B."""
 
 
 class RTVTest_TextConditioning(io.ComfyNode):
@@ -35,7 +38,8 @@ class RTVTest_TextConditioning(io.ComfyNode):
                 io.Int.Input("tokens", default=512, min=1, max=1024, tooltip="Sequence length (UMT5 pads to 512)."),
                 io.Combo.Input("family", options=list(FAMILY_EXTRAS), default="wan", optional=True,
                                tooltip="Adds what the family's model needs beside the text: LTX-Video a "
-                                       "text mask, HunyuanVideo a CLIP-L pooled vector."),
+                                       "text mask, HunyuanVideo a CLIP-L pooled vector, HunyuanVideo 1.5 a "
+                                       "3584-wide text (Qwen2.5-VL)."),
             ],
             outputs=[io.Conditioning.Output()],
         )
@@ -44,7 +48,7 @@ class RTVTest_TextConditioning(io.ComfyNode):
     def execute(cls, text: str, tokens: int, family: str = "wan") -> io.NodeOutput:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
         g = torch.Generator().manual_seed(seed)
-        emb = torch.randn((1, tokens, TEXT_DIM), generator=g)
+        emb = torch.randn((1, tokens, TEXT_WIDTHS.get(family, TEXT_DIM)), generator=g)
         return io.NodeOutput([[emb, FAMILY_EXTRAS[family](g, tokens)]])
 
 

@@ -13,13 +13,13 @@ from browser import Browser
 from comfy_host import free_port
 from e2e_support import ARTIFACTS
 from tiny_models import (
+    FULL_SIZE_VAE_TINY_SIZES,
+    FULL_SIZE_VAES,
     SHIPPED_MODEL_PREFIX,
     TEXT_TOKENS,
     TINY_FOLDER,
     TINY_HEIGHT,
     TINY_WIDTH,
-    WAN22_TINY_SIZES,
-    WAN22_VAE,
     provide_input_images,
 )
 from workflow_format import ui_to_api
@@ -39,10 +39,11 @@ TINY_MAPPING_JS = """
 (() => {
   const g = app.graph;
   const link = (id) => (g.getLink ? g.getLink(id) : (g.links.get ? g.links.get(id) : g.links[id]));
-  // graphs with the Wan 2.2 VAE run smaller and shorter (tiny_models.WAN22_TINY_SIZES says why)
-  const wan22 = g._nodes.some((n) => (n.widgets || []).some(
-    (w) => w.name === 'vae_name' && String(w.value).endsWith('%(wan22_vae)s')));
-  const sizes = wan22 ? %(wan22_sizes)s : {width: %(width)d, height: %(height)d};
+  // graphs with a full-size VAE run smaller and shorter (tiny_models.FULL_SIZE_VAE_TINY_SIZES says why)
+  const fullSizeVaes = %(full_size_vaes)s;
+  const fullSize = g._nodes.some((n) => (n.widgets || []).some(
+    (w) => w.name === 'vae_name' && fullSizeVaes.some((name) => String(w.value).endsWith(name))));
+  const sizes = fullSize ? %(full_size_sizes)s : {width: %(width)d, height: %(height)d};
   for (const n of [...g._nodes]) {
     const sized = n.type.startsWith('Empty') || n.type.startsWith('RTV_') || n.type === 'Wan22ImageToVideoLatent';
     for (const w of n.widgets || []) {
@@ -60,7 +61,7 @@ TINY_MAPPING_JS = """
       t.widgets.find((w) => w.name === 'tokens').value = %(tokens)d;
       const clip = n.inputs[0].link != null ? g.getNodeById(link(n.inputs[0].link).origin_id) : null;
       const clipType = clip && (clip.widgets || []).find((w) => w.name === 'type');
-      const families = {hunyuan_video: 'hunyuan_video', ltxv: 'ltxv'};
+      const families = {hunyuan_video: 'hunyuan_video', hunyuan_video_15: 'hunyuan_video_15', ltxv: 'ltxv'};
       t.widgets.find((w) => w.name === 'family').value = (clipType && families[clipType.value]) || 'wan';
       for (const id of [...(n.outputs[0].links || [])]) {
         const l = link(id);
@@ -73,7 +74,8 @@ TINY_MAPPING_JS = """
   return g._nodes.map((n) => n.type);
 })()
 """ % {"folder": TINY_FOLDER, "shipped": SHIPPED_MODEL_PREFIX, "width": TINY_WIDTH, "height": TINY_HEIGHT, "tokens": TEXT_TOKENS,
-       "steps": TINY_STEPS, "wan22_vae": WAN22_VAE, "wan22_sizes": json.dumps(WAN22_TINY_SIZES)}
+       "steps": TINY_STEPS, "full_size_vaes": json.dumps(FULL_SIZE_VAES),
+       "full_size_sizes": json.dumps(FULL_SIZE_VAE_TINY_SIZES)}
 
 
 def _strip(prompt: dict) -> dict:

@@ -45,3 +45,12 @@ def tiny_wan22_5b():
     from tiny_models import tiny_wan_state_dict
 
     return comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("ti2v_5b", seed=0))
+
+
+@pytest.fixture(scope="session")
+def tiny_hunyuan15():
+    """A tiny random HunyuanVideo 1.5 DiT through ComfyUI's real detection and loader (tools/tiny_models.py)."""
+    import comfy.sd
+    from tiny_models import tiny_hunyuan_video15_state_dict
+
+    return comfy.sd.load_diffusion_model_state_dict(tiny_hunyuan_video15_state_dict(seed=0))

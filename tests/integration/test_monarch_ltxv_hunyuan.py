@@ -1,10 +1,11 @@
-"""The Monarch patch on LTX-Video and HunyuanVideo, sampled in process by ComfyUI's own sampler.
+"""The Monarch patch on LTX-Video and HunyuanVideo (1.0 and 1.5), sampled in process by ComfyUI's own sampler.
 
 Tiny random-weight DiTs of both families go through ComfyUI's real detection and loader. With one
 token row per tile (h_split = rows) Monarch attention is exactly softmax attention, so a patched
 model must reproduce the unpatched one, which proves that the hook finds every video self-attention
 and places its tokens right, including the tokens off the grid, which stay exact: HunyuanVideo's
-text (with and without a padding mask) and reference latent, LTXV's guide frames.
+text (with and without a padding mask) and reference latent, HunyuanVideo 1.5's glyph text and vision tokens,
+LTXV's guide frames.
 """
 
 import comfy.sample
@@ -16,6 +17,7 @@ from tiny_models import (
     TINY_HUNYUAN_SINGLE,
     TINY_LTXV_LAYERS,
     hunyuan_conditioning,
+    hunyuan_video15_conditioning,
     ltxv_conditioning,
 )
 
@@ -23,6 +25,7 @@ from rtv.patches.attention import MonarchSettings, apply_monarch_attention
 
 LTXV_LATENT = (1, 128, 3, 4, 6)  # 3 latent frames of 4 x 6 tokens (patch 1)
 HUNYUAN_LATENT = (1, 16, 3, 8, 12)  # 3 latent frames of 4 x 6 tokens (patch 1 x 2 x 2)
+HUNYUAN15_LATENT = (1, 32, 3, 4, 6)  # 3 latent frames of 4 x 6 tokens (patch 1)
 ROWS = 4
 STEPS = 2
 
@@ -86,6 +89,21 @@ def test_hunyuan_video_padded_text_and_reference_latent_stay_exact(tiny_hunyuan)
     _assert_exact_and_replaced(tiny_hunyuan, HUNYUAN_LATENT, positive, negative, TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE)
 
 
+def test_hunyuan_video15_one_row_per_tile_is_exact_with_glyph_text_and_vision_tokens_exact(tiny_hunyuan15):
+    """HunyuanVideo 1.5 puts byT5 glyph tokens and SigLIP vision tokens (I2V) beside the Qwen text: all after
+    the video, so all extra keys."""
+    from types import SimpleNamespace
+
+    vision = SimpleNamespace(last_hidden_state=torch.randn(1, 5, 1152, generator=torch.Generator().manual_seed(4)))
+
+    def conditioning(seed):
+        cond = hunyuan_video15_conditioning(seed, tokens=8, byt5_tokens=3)
+        cond[0][1]["clip_vision_output"] = vision
+        return cond
+
+    _assert_exact_and_replaced(tiny_hunyuan15, HUNYUAN15_LATENT, conditioning(0), conditioning(1), TINY_HUNYUAN_DOUBLE)
+
+
 def test_dense_blocks_count_hunyuan_single_blocks_after_the_double_ones(tiny_hunyuan):
     """Block numbers: double blocks 0.., then single blocks; the token refiner is never touched."""
     last_single = TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE - 1
@@ -96,7 +114,7 @@ def test_dense_blocks_count_hunyuan_single_blocks_after_the_double_ones(tiny_hun
     assert stats.replaced == (TINY_HUNYUAN_DOUBLE + TINY_HUNYUAN_SINGLE - 2) * stats.model_calls
 
 
-def test_a_split_that_does_not_fit_says_what_to_change_in_the_family_s_units(tiny_ltxv, tiny_hunyuan):
+def test_a_split_that_does_not_fit_says_what_to_change_in_the_family_s_units(tiny_ltxv, tiny_hunyuan, tiny_hunyuan15):
     with pytest.raises(ValueError, match=r"h_split=3 does not divide the 4 token rows.*pixels / 32"):
         _sample(apply_monarch_attention(tiny_ltxv, MonarchSettings(h_split=3)), LTXV_LATENT, ltxv_conditioning(0),
                 ltxv_conditioning(1))  # fmt: skip
@@ -106,3 +124,6 @@ def test_a_split_that_does_not_fit_says_what_to_change_in_the_family_s_units(tin
     with pytest.raises(ValueError, match=r"w_split=4 does not divide the 6 token columns.*pixels / 16"):
         _sample(apply_monarch_attention(tiny_hunyuan, MonarchSettings(w_split=4)), HUNYUAN_LATENT,
                 hunyuan_conditioning(0), hunyuan_conditioning(1))  # fmt: skip
+    with pytest.raises(ValueError, match=r"h_split=3 does not divide the 4 token rows.*pixels / 16"):
+        _sample(apply_monarch_attention(tiny_hunyuan15, MonarchSettings(h_split=3)), HUNYUAN15_LATENT,
+                hunyuan_video15_conditioning(0), hunyuan_video15_conditioning(1))  # fmt: skip

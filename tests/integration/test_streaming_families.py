@@ -6,11 +6,20 @@ the tiny Wan 2.1 VAE decodes them here (no HunyuanVideo VAE can be built small i
 ``ChunkDecoder`` serves every other VAE; it is checked against the Wan VAE's one-piece decode.
 """
 
+import comfy.sample
 import comfy.sd
 import comfy.utils
 import pytest
 import torch
-from tiny_models import REPO, WAN21_VAE, hunyuan_conditioning, ltxv_conditioning, tiny_name
+from tiny_models import (
+    HUNYUAN_VIDEO15_VAE,
+    REPO,
+    WAN21_VAE,
+    hunyuan_conditioning,
+    hunyuan_video15_conditioning,
+    ltxv_conditioning,
+    tiny_name,
+)
 
 from rtv.sampling import streaming
 from rtv.sampling.chunk_decode import ChunkDecoder
@@ -97,6 +106,32 @@ def test_ltx_video_streams_with_its_own_vae_eight_frames_per_latent():
     wan_vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH)))
     with pytest.raises(ValueError, match="16-channel latents and the LTX-Video model takes 128: connect the model's own VAE"):
         StreamingSampler(model, ltxv_conditioning(0), ltxv_conditioning(1), wan_vae, plan, settings)
+
+
+def test_hunyuan_video15_streams_with_its_own_vae(tiny_hunyuan15):
+    """HunyuanVideo 1.5: 32-channel latents, 16x VAE, patch 1 (16 px per token), read from the model and the
+    full-size random VAE (no smaller one loads; 64 x 64 keeps its CPU decode to seconds)."""
+    hv15_vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(VAE_PATH.parent / HUNYUAN_VIDEO15_VAE)))
+    plan = plan_chunks(13, 9, 5, seed=3)
+    settings = StreamSettings(**{**SETTINGS.__dict__, "width": 64, "height": 64})
+    hooks = RecordChunks()
+
+    result = StreamingSampler(tiny_hunyuan15, hunyuan_video15_conditioning(0), hunyuan_video15_conditioning(1),
+                              hv15_vae, plan, settings, hooks=hooks).run()  # fmt: skip
+    assert result.images.shape == (13, 64, 64, 3) and torch.isfinite(result.images).all()
+    assert result.latents.shape == (1, 32, plan.total_latents, 4, 4)
+    assert torch.equal(hooks.latents[1][:, :, 1:2], hooks.latents[0][:, :, 2:3])  # the overlap latent is held fixed
+    # The image channels the sampler fills for HunyuanVideo 1.5 (see _with_empty_image_channels) are its plain
+    # text-to-video input: chunk 0 (nothing pinned) is what ComfyUI's own sampler makes.
+    empty = torch.zeros(1, 32, plan.chunk_latents, 4, 4)
+    plain = comfy.sample.sample(tiny_hunyuan15, comfy.sample.prepare_noise(empty, plan.chunks[0].seed), 2, 2.0,
+                                "euler", "simple", hunyuan_video15_conditioning(0), hunyuan_video15_conditioning(1),
+                                empty, seed=plan.chunks[0].seed, disable_pbar=True)  # fmt: skip
+    assert torch.equal(hooks.latents[0], plain)
+    odd = StreamSettings(**{**settings.__dict__, "width": 72})
+    with pytest.raises(ValueError, match="multiples of 16 for HunyuanVideo"):
+        StreamingSampler(tiny_hunyuan15, hunyuan_video15_conditioning(0), hunyuan_video15_conditioning(1), hv15_vae,
+                         plan, odd)  # fmt: skip
 
 
 def test_what_the_streaming_sampler_does_for_wan_only_says_so(tiny_hunyuan, vae):

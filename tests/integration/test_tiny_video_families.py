@@ -18,6 +18,7 @@ from tiny_models import (
     TINY_LTXV_HEAD_DIM,
     TINY_LTXV_LAYERS,
     hunyuan_conditioning,
+    hunyuan_video15_conditioning,
     ltxv_conditioning,
 )
 
@@ -67,6 +68,20 @@ def test_hunyuan_video_is_detected_and_samples(tiny_hunyuan):
 
     out = _sample(tiny_hunyuan, HUNYUAN_LATENT, hunyuan_conditioning(0), hunyuan_conditioning(1))
     assert out.shape == HUNYUAN_LATENT and torch.isfinite(out).all()
+
+
+def test_hunyuan_video15_is_detected_and_samples(tiny_hunyuan15):
+    assert type(tiny_hunyuan15.model).__name__ == "HunyuanVideo15"
+    assert tiny_hunyuan15.get_model_object("latent_format").latent_channels == 32
+    config = tiny_hunyuan15.model.model_config.unet_config
+    assert config["patch_size"] == [1, 1, 1] and config["in_channels"] == 65 and config["vec_in_dim"] is None
+    assert config["byt5"] and config["use_cond_type_embedding"] and config["vision_in_dim"] == 1152
+    assert config["context_in_dim"] == 3584 and config["depth_single_blocks"] == 0
+
+    latent = (1, 32, 3, 4, 6)
+    out = _sample(tiny_hunyuan15, latent, hunyuan_video15_conditioning(0, byt5_tokens=3),
+                  hunyuan_video15_conditioning(1))  # fmt: skip
+    assert out.shape == latent and torch.isfinite(out).all()
 
 
 def test_hunyuan_video_text_mask_reaches_the_model(tiny_hunyuan):
