@@ -79,7 +79,8 @@ def test_a_split_that_does_not_fit_speaks_in_32_pixel_tokens(tiny_wan22_5b):
 
 
 def test_it_streams_from_a_start_image_with_pinned_overlaps_decoded_by_the_wan22_vae(tiny_wan22_5b, vae):
-    """TI2V: the start image (another size: scaled and centre-cropped first) is chunk 0's pinned first latent."""
+    """TI2V: the start image (another size: scaled and centre-cropped first) is chunk 0's pinned first latent;
+    anchor memory (Wan's) puts it in front of chunk 1 too."""
     plan = plan_chunks(13, 9, 5, seed=3)
     start_image = torch.rand(1, 48, 80, 3, generator=torch.Generator().manual_seed(4))
     fitted = comfy.utils.common_upscale(start_image.movedim(-1, 1), 64, 64, "bilinear", "center").movedim(1, -1)
@@ -90,7 +91,8 @@ def test_it_streams_from_a_start_image_with_pinned_overlaps_decoded_by_the_wan22
         def chunk_finished(self, plan, report, frames, chunk_latents):
             seen.append(chunk_latents.clone())
 
-    result = StreamingSampler(tiny_wan22_5b, _conditioning(0), _conditioning(1), vae, plan, SETTINGS, start_image,
+    anchored = StreamSettings(**{**SETTINGS.__dict__, "anchor_strength": 0.5})  # chunk 0's first latent in chunk 1
+    result = StreamingSampler(tiny_wan22_5b, _conditioning(0), _conditioning(1), vae, plan, anchored, start_image,
                               hooks=Record()).run()  # fmt: skip
     assert torch.equal(seen[0][:, :, :1], vae.encode(fitted).float())
     assert result.images.shape == (13, 64, 64, 3) and torch.isfinite(result.images).all()
