@@ -20,3 +20,4 @@ test: lint
 # On a CUDA machine with the pack's GPU tests (see bench/ and tests/*gpu*).
 test-gpu:
 	@$(PY) -m pytest -m gpu
+	@RTV_COMFY_GPU=1 $(PY) -m pytest -m gpu tests/integration/test_monarch_families_gpu.py

@@ -32,6 +32,8 @@ WAN21_VAE = "wan_2.1_vae.safetensors"
 UMT5_XXL = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 # Wan 2.1 Fun-Camera (VideoX-Fun v1.1 control-camera 1.3B), as ComfyUI's own Fun-Camera template names it.
 WAN21_FUN_CAMERA_1_3B = "wan2.1_fun_camera_v1.1_1.3B_bf16.safetensors"
+# Wan 2.2 Fun-Camera A14B (high-noise expert), as ComfyUI's Wan 2.2 Fun-Camera template names it.
+WAN22_FUN_CAMERA_HIGH_NOISE = "wan2.2_fun_camera_high_noise_14B_fp8_scaled.safetensors"
 WAN21_I2V_480P_14B = "wan2.1_i2v_480p_14B_fp16.safetensors"
 WAN21_FLF2V_720P_14B = "wan2.1_flf2v_720p_14B_fp16.safetensors"
 WAN21_T2V_1_3B_SELF_FORCING = "Wan2.1_T2V_1.3B_SelfForcing_DMD-FP8_e4m3fn.safetensors"
@@ -109,6 +111,8 @@ WAN_VARIANTS = {
     "flf2v": ("WanModel", {"model_type": "i2v", "in_dim": I2V_IN_DIM,
                            "flf_pos_embed_token_number": FLF_IMAGE_TOKENS}),
     "camera": ("CameraWanModel", {"model_type": "camera", "in_dim": FUN_CAMERA_IN_DIM}),
+    # Wan 2.2 Fun-Camera: no CLIP-vision img_emb (model_detection: camera_2.2), mask channels in its input.
+    "camera_2.2": ("CameraWanModel", {"model_type": "camera_2.2", "in_dim": I2V_IN_DIM}),
     "vace": ("VaceWanModel", {"vace_layers": 1, "vace_in_dim": VACE_IN_DIM}),
     "reference": ("WanModel", {"model_type": "t2v", "in_dim_ref_conv": 16}),
     "ti2v_5b": ("WanModel", {"model_type": "t2v", "in_dim": WAN22_CHANNELS, "out_dim": WAN22_CHANNELS}),
@@ -368,6 +372,9 @@ TINY_MODELS = {
     # control_adapter.* and img_emb.* make ComfyUI's model_detection pick WAN21_Camera.
     ("diffusion_models", WAN21_FUN_CAMERA_1_3B): wan_dit_file(
         "camera", 2, "bfloat16", "tiny random Wan 2.1 Fun-Camera for tests"),
+    # control_adapter.* without img_emb.*: WAN22_Camera.
+    ("diffusion_models", WAN22_FUN_CAMERA_HIGH_NOISE): wan_dit_file(
+        "camera_2.2", 15, "float16", "tiny random Wan 2.2 Fun-Camera for tests"),
     # img_emb.* and 36 input channels: WAN21 image-to-video.
     ("diffusion_models", WAN21_I2V_480P_14B): wan_dit_file("i2v", 3, "float16", "tiny random Wan 2.1 I2V for tests"),
     # Self-Forcing / CausVid distills are plain Wan 2.1 T2V 1.3B weights run chunk-wise.

@@ -14,7 +14,13 @@ import torch
 from comfy_host import PromptError, webp_frame_count
 from e2e_support import ARTIFACTS, load_workflow_as_tiny_prompt
 from PIL import Image
-from tiny_models import TINY_FOLDER, WAN21_FUN_CAMERA_1_3B, WAN21_VAE, provide_input_images
+from tiny_models import (
+    TINY_FOLDER,
+    WAN21_FUN_CAMERA_1_3B,
+    WAN21_VAE,
+    WAN22_FUN_CAMERA_HIGH_NOISE,
+    provide_input_images,
+)
 
 from rtv.kernels.camera import CORE_PRESETS
 
@@ -35,6 +41,10 @@ PANELS_TOP = 0.09
 """Where the preview's panels start, as a fraction of its width (the header holds a colour legend)."""
 WORKFLOW = ARTIFACTS.parent / "workflows" / "wan21_fun_camera_orbit.json"
 TINY_CAMERA_UNET = f"{TINY_FOLDER}/{WAN21_FUN_CAMERA_1_3B}"
+TINY_CAMERA_UNETS = {  # ComfyUI's model class for each (Wan 2.2's camera model reuses WAN21_Camera)
+    "wan2.1": (TINY_CAMERA_UNET, "WAN21_Camera"),
+    "wan2.2": (f"{TINY_FOLDER}/{WAN22_FUN_CAMERA_HIGH_NOISE}", "WAN21_Camera"),
+}
 TINY_VAE = f"{TINY_FOLDER}/{WAN21_VAE}"
 KEYFRAMES = [
     {"frame": 0, "position": [0, 0, 0], "look_at": [0, 0, 3], "fov": 70},
@@ -329,12 +339,12 @@ def test_orbit_views_sit_at_the_radius_and_elevation_in_sv4d_order(server):
     torch.testing.assert_close(forward, -positions / 2.0)  # every view looks at the object
 
 
-def fun_camera_graph(trajectory: dict, steps: int = 2) -> dict:
+def fun_camera_graph(trajectory: dict, steps: int = 2, unet: str = TINY_CAMERA_UNET) -> dict:
     """Tiny Fun-Camera model sampled through core WanCameraImageToVideo, latent saved."""
     return {
         "1": {
             "class_type": "UNETLoader",
-            "inputs": {"unet_name": TINY_CAMERA_UNET, "weight_dtype": "default"},
+            "inputs": {"unet_name": unet, "weight_dtype": "default"},
         },
         "2": {"class_type": "RTVTest_TextConditioning", "inputs": {"text": "a house", "tokens": 512}},
         "3": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["2", 0]}},
@@ -383,11 +393,14 @@ def sampled_latent(server, result) -> torch.Tensor:
     return load_file(str(server.output_dir / item["subfolder"] / item["filename"]))["latent_tensor"]
 
 
-def test_tiny_fun_camera_model_is_a_camera_model_and_the_embedding_steers_it(server):
+@pytest.mark.parametrize("version", list(TINY_CAMERA_UNETS))
+def test_tiny_fun_camera_model_is_a_camera_model_and_the_embedding_steers_it(server, version):
+    """Wan 2.1 Fun-Camera 1.3B and Wan 2.2 Fun-Camera A14B take the same embedding through core nodes."""
+    unet, model_class = TINY_CAMERA_UNETS[version]
     log_start = len(server.log_path.read_text())
-    static = sampled_latent(server, server.run(fun_camera_graph(trajectory_node("static", 9))))
-    assert "Requested to load WAN21_Camera" in server.log_path.read_text()[log_start:]
-    orbit = sampled_latent(server, server.run(fun_camera_graph(trajectory_node("orbit_left", 9))))
+    static = sampled_latent(server, server.run(fun_camera_graph(trajectory_node("static", 9), unet=unet)))
+    assert f"Requested to load {model_class}" in server.log_path.read_text()[log_start:]
+    orbit = sampled_latent(server, server.run(fun_camera_graph(trajectory_node("orbit_left", 9), unet=unet)))
     assert static.shape == orbit.shape == (1, 16, 3, 6, 8)
     # The camera adapter adds the embedding to the patch tokens: a different move, a different video.
     assert (orbit - static).abs().max() > 1e-3 * static.abs().max()

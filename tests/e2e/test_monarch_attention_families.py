@@ -1,4 +1,4 @@
-"""RTV_MonarchAttention in a real server on tiny HunyuanVideo and LTX-Video models, sampled by core KSampler.
+"""RTV_MonarchAttention in a real server on tiny HunyuanVideo (1.0, 1.5) and LTX-Video models, sampled by core KSampler.
 
 The tiny DiTs are loaded by core ``UNETLoader`` from the models folder (``tools/tiny_models.py``) and
 detected by ComfyUI as the real families; core latent nodes make their latents.
@@ -20,6 +20,8 @@ FAMILIES = {
                       {"width": 128, "height": 96, "length": 9, "batch_size": 1}, 6, 4),
     "ltxv": ("rtv_tiny/ltxv_transformer.safetensors", "EmptyLTXVLatentVideo",
              {"width": 192, "height": 128, "length": 17, "batch_size": 1}, 4, 2),
+    "hunyuan_video_15": ("rtv_tiny/hunyuanvideo1.5_720p_t2v_fp16.safetensors", "EmptyHunyuanVideo15Latent",
+                         {"width": 96, "height": 64, "length": 9, "batch_size": 1}, 4, 2),
 }
 
 

@@ -1,7 +1,8 @@
 """In-process tests against ComfyUI's own modules (no server): put the host's tree on sys.path.
 
 The host is the one tools/bootstrap.sh installs (``.host/ComfyUI``) or ``$COMFYUI_PATH``.
-``comfy.cli_args.args.cpu`` must be set before ``comfy.model_management`` is imported.
+``comfy.cli_args.args.cpu`` must be set before ``comfy.model_management`` is imported (True unless
+``RTV_COMFY_GPU=1``).
 """
 
 import os
@@ -17,7 +18,8 @@ sys.path.insert(0, str(COMFY_DIR))
 
 import comfy.cli_args  # noqa: E402
 
-comfy.cli_args.args.cpu = True
+# RTV_COMFY_GPU=1: ComfyUI on the GPU, for the model-level GPU tests (test_monarch_families_gpu.py), run alone.
+comfy.cli_args.args.cpu = os.environ.get("RTV_COMFY_GPU") != "1"
 
 
 @pytest.fixture(scope="session")
