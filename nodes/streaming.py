@@ -87,7 +87,8 @@ class StreamingSamplerNode(io.ComfyNode):
                 "decoded at once (no VAE seam), saved to the output folder and survive an interrupt."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="A Wan 2.1/2.2 model (T2V, TI2V 5B, or I2V for i2v_start_frames) "
+                io.Model.Input("model", tooltip="A Wan 2.1/2.2 model (T2V, TI2V 5B, I2V for i2v_start_frames; "
+                                                "A14B: the high-noise expert, see model_low_noise) "
                                                 "or a HunyuanVideo or LTX-Video model (pinned_latents)."),
                 io.Conditioning.Input("positive", tooltip="Prompt conditioning, used for every chunk."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning, used for every chunk."),
@@ -134,6 +135,13 @@ class StreamingSamplerNode(io.ComfyNode):
                 io.String.Input("chunk_save_prefix", default="RealtimeVideo/stream", optional=True,
                                 tooltip="Finished chunks are saved as WEBP under the output folder with this "
                                         "prefix, so an interrupt loses nothing. Empty: do not save."),
+                io.Model.Input("model_low_noise", optional=True,
+                               tooltip="Wan 2.2 A14B's low-noise expert (model is then the high-noise one): it "
+                                       "takes over each chunk at low_noise_start_step, as in ComfyUI's two-"
+                                       "KSamplerAdvanced template. Patch it like model (Monarch, LoRAs)."),
+                io.Int.Input("low_noise_start_step", default=10, min=1, max=999, optional=True,
+                             tooltip="With model_low_noise: the step where the low-noise expert takes over "
+                                     "(Wan 2.2 templates: 10 of 20). Ignored without it."),
             ],
             outputs=[io.Image.Output(display_name="images"), io.Latent.Output(display_name="latent")],
             hidden=[io.Hidden.unique_id],
@@ -143,17 +151,19 @@ class StreamingSamplerNode(io.ComfyNode):
     def execute(cls, model, positive, negative, vae, width, height, total_frames, chunk_frames, overlap_frames, seed,
                 steps, cfg, sampler_name, scheduler, overlap_mode, anchor_strength, drift_correction,
                 start_image=None, clip_vision_output=None, chunk_prompts=None,
-                chunk_save_prefix="RealtimeVideo/stream") -> io.NodeOutput:
+                chunk_save_prefix="RealtimeVideo/stream", model_low_noise=None,
+                low_noise_start_step=10) -> io.NodeOutput:
         layout = latent_layout(model, vae)
         plan = plan_chunks(total_frames, chunk_frames, overlap_frames, seed=seed, temporal_stride=layout.temporal_stride)
         node_id = cls.hidden.unique_id
         _send_text(plan.describe(), node_id)
         settings = StreamSettings(width=width, height=height, steps=steps, cfg=cfg, sampler_name=sampler_name,
                                   scheduler=scheduler, overlap_mode=overlap_mode, anchor_strength=anchor_strength,
-                                  drift_correction=drift_correction)
+                                  drift_correction=drift_correction, low_noise_start_step=low_noise_start_step)
         hooks = NodeChunkHooks(model, len(plan.chunks), steps, chunk_save_prefix or "", node_id)
         result = StreamingSampler(model, positive, negative, vae, plan, settings, start_image, hooks,
-                                  clip_vision_output=clip_vision_output, chunk_positives=chunk_prompts).run()
+                                  clip_vision_output=clip_vision_output, chunk_positives=chunk_prompts,
+                                  model_low_noise=model_low_noise).run()
         report = {
             "plan": plan.describe(), "frames": int(result.images.shape[0]), "chunks": len(plan.chunks),
             "seeds": [r.seed for r in result.reports], "global_latent_offsets": [r.first_latent for r in result.reports],

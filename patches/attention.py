@@ -137,9 +137,9 @@ class _CallState:
     step: int | None
     total_steps: int | None
     block: Callable[[dict], int | None]  # picklable: sequence parallel sends the state to its workers
-    kept_keys: dict = field(default_factory=dict)
-    """Per text mask of this model call (every block passes the same one): the extra keys it keeps.
-    Reading a mask waits for the GPU, so once per call instead of once per block."""
+    mask_readings: dict = field(default_factory=dict)
+    """Per attention mask of this model call (every block passes the same one: a text padding mask, anchor
+    memory's bias): its ``_MaskReading``. Reading a mask waits for the GPU, so once per call, not per block."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,45 @@ class _JointLayout:
     grid: TokenGrid
     suffix: int
     kept_extras: torch.Tensor | None  # bool over the prefix + suffix keys, None: all kept
+    extra_bias: float = 0.0  # added to every extra key's logit
+
+
+@dataclass(frozen=True)
+class _MaskReading:
+    """What a call's attention mask asks of Monarch: drop some extra keys (a padding mask), or weight the
+    keys of the grid's leading frames by a constant bias (anchor memory's context frames), which then become
+    extra keys with that bias."""
+
+    kept_extras: torch.Tensor | None = None
+    leading_frames: int = 0
+    bias: float = 0.0
+
+
+def _leading_frame_bias(mask, tokens: int, grid: TokenGrid) -> tuple[int, float] | None:
+    """(frames, bias) when an additive mask adds one finite bias to the keys of the grid's first whole frames
+    (fewer than all) and nothing elsewhere, for every query alike; else None."""
+    if mask.dtype == torch.bool or mask.shape[-1] != tokens or any(size != 1 for size in mask.shape[:-1]):
+        return None
+    row = mask.reshape(tokens).float()
+    biased = row != 0
+    count = int(biased.sum())
+    bias = float(row[0])
+    if not count or count % grid.frame_tokens or not math.isfinite(bias) or not bool((row[:count] == bias).all()):
+        return None
+    frames = count // grid.frame_tokens
+    return (frames, bias) if frames < grid.frames else None
+
+
+def _read_mask(mask, tokens: int, grid: TokenGrid) -> _MaskReading | bool:
+    """The reading of ``mask`` for a call over [prefix extras, grid, suffix extras], False if Monarch cannot
+    honour it (then the call stays dense)."""
+    if mask is None:
+        return _MaskReading()
+    kept = _kept_keys(mask, tokens, slice(grid.prefix_tokens, grid.prefix_tokens + grid.tokens))
+    if kept is not False:
+        return _MaskReading(kept_extras=kept)
+    leading = None if grid.has_extras else _leading_frame_bias(mask, tokens, grid)
+    return False if leading is None else _MaskReading(leading_frames=leading[0], bias=leading[1])
 
 
 def _kept_keys(mask, tokens: int, grid_slice: slice) -> torch.Tensor | None | bool:
@@ -281,20 +320,26 @@ class MonarchPatch:
             return None
         return TokenGrid(nk // grid.frame_tokens, grid.rows, grid.cols)
 
-    @staticmethod
-    def _joint_layout(q, k, state: _CallState, mask) -> _JointLayout | None:
+    def _joint_layout(self, q, k, state: _CallState, mask) -> _JointLayout | None:
         """Where the grid sits in a self-attention over grid and extra tokens, or None (then dense)."""
         grid, tokens = state.grid, k.shape[2]
         suffix = tokens - grid.prefix_tokens - grid.tokens if grid.suffix_tokens == SUFFIX_REST else grid.suffix_tokens
         if q.shape[2] != tokens or suffix < 0 or grid.prefix_tokens + grid.tokens + suffix != tokens:
             return None
-        key = None if mask is None else (mask.data_ptr(), tuple(mask.shape), mask._version)
-        if key not in state.kept_keys:
-            state.kept_keys[key] = _kept_keys(mask, tokens, slice(grid.prefix_tokens, grid.prefix_tokens + grid.tokens))
-        kept = state.kept_keys[key]
-        if kept is False:
+        # Read once per model call (the blocks share the mask); inference tensors carry no version counter.
+        key = None if mask is None else (mask.data_ptr(), tuple(mask.shape),
+                                         None if mask.is_inference() else mask._version)  # fmt: skip
+        if key not in state.mask_readings:
+            state.mask_readings[key] = _read_mask(
+                mask, tokens, TokenGrid(grid.frames, grid.rows, grid.cols, grid.prefix_tokens, suffix))
+        reading = state.mask_readings[key]
+        if reading is False:
             return None
-        return _JointLayout(grid.prefix_tokens, TokenGrid(grid.frames, grid.rows, grid.cols), suffix, kept)
+        frames = grid.frames - reading.leading_frames  # biased leading frames (anchor context) become extras
+        if frames % self.settings.tile_frames:
+            return None
+        prefix = grid.prefix_tokens + reading.leading_frames * grid.frame_tokens
+        return _JointLayout(prefix, TokenGrid(frames, grid.rows, grid.cols), suffix, reading.kept_extras, reading.bias)
 
     def _joint(self, func, q, k, v, heads: int, joint: _JointLayout, dense_kwargs: dict):
         """Video queries: Monarch over the grid with the extra keys exact; extra queries: dense."""
@@ -305,7 +350,8 @@ class MonarchPatch:
             extra_k, extra_v = extra_k[:, :, kept], extra_v[:, :, kept]
         has_extra = extra_k.shape[2] > 0
         video = self._monarch(q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], joint.grid,
-                              extra_k if has_extra else None, extra_v if has_extra else None)  # fmt: skip
+                              extra_k if has_extra else None, extra_v if has_extra else None,
+                              joint.extra_bias if has_extra else 0.0)  # fmt: skip
         if lo == 0 and hi == q.shape[2]:
             return video
         extra_queries = torch.cat([q[:, :, :lo], q[:, :, hi:]], dim=2)
@@ -313,11 +359,12 @@ class MonarchPatch:
         others = self._dense(func, extra_queries, k, v, heads, **dense_kwargs)
         return torch.cat([others[:, :, :lo].to(video.dtype), video, others[:, :, lo:].to(video.dtype)], dim=2)
 
-    def _monarch(self, q, k, v, grid: TokenGrid, extra_k=None, extra_v=None):
+    def _monarch(self, q, k, v, grid: TokenGrid, extra_k=None, extra_v=None, extra_bias: float = 0.0):
         s = self.settings
         return monarch_attention(
             q, k, v, (grid.frames, grid.rows, grid.cols), tile_frames=s.tile_frames, h_split=s.h_split,
             w_split=s.w_split, iterations=s.iterations, backend=s.backend, extra_k=extra_k, extra_v=extra_v,
+            extra_bias=extra_bias,
             **({"exact_local": s.exact_local} if s.exact_local >= 0 else {}),
         )
 

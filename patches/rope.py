@@ -77,10 +77,11 @@ def wan_rope_encode_with_positions(original, diffusion_model):
     return rope_encode
 
 
-def apply_frame_positions(model) -> tuple[object, FramePositions]:
-    """Clone ``model`` with the position-aware rope_encode; returns the clone and its holder."""
+def apply_frame_positions(model, holder: FramePositions | None = None) -> tuple[object, FramePositions]:
+    """Clone ``model`` with the position-aware rope_encode; returns the clone and its holder (``holder``: one
+    already serving another model, e.g. the other expert of Wan 2.2 A14B, so one assignment moves both)."""
     m = model.clone()
-    holder = FramePositions()
+    holder = holder if holder is not None else FramePositions()
     m.model_options.setdefault("transformer_options", {})[FRAME_POSITIONS_KEY] = holder
     diffusion_model = m.get_model_object("diffusion_model")
     m.add_object_patch("diffusion_model.rope_encode",

@@ -96,6 +96,9 @@ class StreamSettings:
     overlap_mode: str = "pinned_latents"
     anchor_strength: float = 0.0
     drift_correction: float = 0.0
+    low_noise_start_step: int = 0
+    """With a low-noise expert (Wan 2.2 A14B): the step it takes over at (the high-noise model runs the steps
+    before it, as two KSamplerAdvanced nodes would)."""
 
 
 @dataclass
@@ -153,6 +156,25 @@ def _with_empty_image_channels(conditioning: list, mask: torch.Tensor) -> list:
     return [[text, {**extra, "concat_mask": torch.ones_like(mask)}] for text, extra in conditioning]
 
 
+def _check_experts(model, model_low_noise, vae, settings: StreamSettings) -> None:
+    """Wan 2.2 A14B's two experts: the same latent layout, and a switch step inside the schedule."""
+    if latent_layout(model_low_noise, vae) != latent_layout(model, vae):
+        raise ValueError("[RTV] model_low_noise must be the same kind of model as model (Wan 2.2 A14B: the "
+                         "low-noise expert of the same release).")
+    if not 0 < settings.low_noise_start_step < settings.steps:
+        raise ValueError(f"[RTV] low_noise_start_step must be between 1 and steps - 1 ({settings.steps - 1}) when "
+                         f"model_low_noise is connected, got {settings.low_noise_start_step} (Wan 2.2's templates: "
+                         "10 of 20 steps).")
+
+
+def _part_of_steps(callback, offset: int, steps: int):
+    """A sampling callback for one of two sampler calls that share a chunk's ``steps``: step numbers and the
+    total are the chunk's."""
+    if callback is None:
+        return None
+    return lambda step, x0, x, total_steps: callback(step + offset, x0, x, steps)
+
+
 def _model_wants_image_channels(model) -> bool:
     """An I2V Wan model takes more input channels than its latents have (mask and image latents concatenated);
     Wan 2.2 TI2V 5B does not: it takes its start frame through the noise mask, like pinned latents."""
@@ -163,7 +185,7 @@ def _model_wants_image_channels(model) -> bool:
 class StreamingSampler:
     def __init__(self, model, positive, negative, vae, plan: ChunkPlan, settings: StreamSettings,
                  start_image: torch.Tensor | None = None, hooks: ChunkHooks | None = None,
-                 clip_vision_output=None, chunk_positives: list | None = None):
+                 clip_vision_output=None, chunk_positives: list | None = None, model_low_noise=None):
         if settings.overlap_mode not in OVERLAP_MODES:
             raise ValueError(f"[RTV] overlap_mode must be one of {OVERLAP_MODES}, not {settings.overlap_mode!r}")
         layout = self.layout = latent_layout(model, vae)
@@ -181,12 +203,19 @@ class StreamingSampler:
             raise ValueError("[RTV] anchor_strength > 0 puts chunk 0's first frame at its global time index in "
                              "front of every chunk, which the pack does for Wan models only: set anchor_strength "
                              f"to 0 for this {layout.family} model.")
+        if model_low_noise is not None:
+            _check_experts(model, model_low_noise, vae, settings)
         # Without an anchor every token of a chunk shares one time origin, and RoPE only sees differences:
         # other families need no global positions.
         self.model, self.positions = apply_frame_positions(model) if wan else (model, FramePositions())
+        self.model_low_noise = model_low_noise
+        if model_low_noise is not None and wan:
+            self.model_low_noise, _ = apply_frame_positions(model_low_noise, self.positions)
         self.anchor_context = AnchorContext(settings.anchor_strength)
         if 0 < settings.anchor_strength < 1:
             self.model = apply_anchor_bias(self.model, self.anchor_context)
+            if self.model_low_noise is not None:
+                self.model_low_noise = apply_anchor_bias(self.model_low_noise, self.anchor_context)
         self.positive, self.negative, self.vae = positive, negative, vae
         self.plan, self.s = plan, settings
         self.start_image = start_image
@@ -315,6 +344,21 @@ class StreamingSampler:
         s = self.s
         noise = comfy.sample.prepare_noise(latent, chunk.seed)
         callback = self.hooks.sampling_callback(chunk.index, s.steps)
-        return comfy.sample.sample(self.model, noise, s.steps, s.cfg, s.sampler_name, s.scheduler, positive, negative,
-                                   latent, noise_mask=mask if (mask == 0).any() else None, callback=callback,
-                                   seed=chunk.seed)
+        noise_mask = mask if (mask == 0).any() else None
+        if self.model_low_noise is None:
+            return comfy.sample.sample(self.model, noise, s.steps, s.cfg, s.sampler_name, s.scheduler, positive,
+                                       negative, latent, noise_mask=noise_mask, callback=callback, seed=chunk.seed)
+        switch = s.low_noise_start_step
+        high = comfy.sample.sample(self.model, noise, s.steps, s.cfg, s.sampler_name, s.scheduler, positive, negative,
+                                   latent, noise_mask=noise_mask, callback=_part_of_steps(callback, 0, s.steps),
+                                   seed=chunk.seed, last_step=switch, force_full_denoise=False)  # fmt: skip
+        # The low-noise expert continues from the high-noise one's state, adding no noise (KSamplerAdvanced's
+        # add_noise off), except on pinned latents: there the same noise and the clean latent are passed again,
+        # so ComfyUI keeps re-noising them to each step's sigma instead of freezing them at the switch's.
+        pinned = mask == 0
+        continued = torch.where(pinned, latent, high.to(latent.dtype))
+        pinned_noise = torch.where(pinned, noise, torch.zeros_like(noise))
+        return comfy.sample.sample(self.model_low_noise, pinned_noise, s.steps, s.cfg, s.sampler_name, s.scheduler,
+                                   positive, negative, continued, noise_mask=noise_mask, seed=chunk.seed,
+                                   callback=_part_of_steps(callback, switch, s.steps), start_step=switch,
+                                   force_full_denoise=True)  # fmt: skip

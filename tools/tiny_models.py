@@ -37,6 +37,9 @@ WAN22_FUN_CAMERA_HIGH_NOISE = "wan2.2_fun_camera_high_noise_14B_fp8_scaled.safet
 WAN21_I2V_480P_14B = "wan2.1_i2v_480p_14B_fp16.safetensors"
 WAN21_FLF2V_720P_14B = "wan2.1_flf2v_720p_14B_fp16.safetensors"
 WAN21_T2V_1_3B_SELF_FORCING = "Wan2.1_T2V_1.3B_SelfForcing_DMD-FP8_e4m3fn.safetensors"
+# Wan 2.2 T2V A14B's two experts (the Wan 2.1 14B architecture; the high-noise one runs the first steps).
+WAN22_T2V_HIGH_NOISE_14B = "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
+WAN22_T2V_LOW_NOISE_14B = "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"
 # Wan 2.2 TI2V 5B and its VAE (48 latent channels, 16x spatial), as ComfyUI's Wan 2.2 5B template names them.
 WAN22_TI2V_5B = "wan2.2_ti2v_5B_fp16.safetensors"
 WAN22_VAE = "wan2.2_vae.safetensors"
@@ -372,6 +375,11 @@ TINY_MODELS = {
     # control_adapter.* and img_emb.* make ComfyUI's model_detection pick WAN21_Camera.
     ("diffusion_models", WAN21_FUN_CAMERA_1_3B): wan_dit_file(
         "camera", 2, "bfloat16", "tiny random Wan 2.1 Fun-Camera for tests"),
+    # Wan 2.2 A14B's experts load as Wan 2.1 14B T2V models: two tiny T2V DiTs of different weights.
+    ("diffusion_models", WAN22_T2V_HIGH_NOISE_14B): wan_dit_file(
+        "t2v", 16, "float16", "tiny random Wan 2.2 T2V A14B high-noise expert for tests"),
+    ("diffusion_models", WAN22_T2V_LOW_NOISE_14B): wan_dit_file(
+        "t2v", 17, "float16", "tiny random Wan 2.2 T2V A14B low-noise expert for tests"),
     # control_adapter.* without img_emb.*: WAN22_Camera.
     ("diffusion_models", WAN22_FUN_CAMERA_HIGH_NOISE): wan_dit_file(
         "camera_2.2", 15, "float16", "tiny random Wan 2.2 Fun-Camera for tests"),

@@ -48,7 +48,7 @@ _TRITON_MODULE_PREFIX = "triton_"
 class MonarchBackend:
     """A fast implementation with the same meaning as the reference.
 
-    ``run(q, k, v, layout, iterations=..., scale=..., exact_local=..., extra_k=..., extra_v=...)`` returns the output in q's
+    ``run(q, k, v, layout, iterations=..., scale=..., exact_local=..., extra_k=..., extra_v=..., extra_bias=...)`` returns the output in q's
     dtype. ``unsupported(q, k, v, layout, iterations, exact_local)`` returns None when the backend
     can serve the call, else a short reason (shown to users who force this backend).
     """
@@ -141,6 +141,7 @@ def monarch_attention(
     exact_local: int = EXACT_LOCAL_OFF,
     extra_k: Tensor | None = None,
     extra_v: Tensor | None = None,
+    extra_bias: float = 0.0,
 ) -> Tensor:
     """Attention over video tokens with the attention matrix approximated by a tiled Monarch matrix.
 
@@ -161,6 +162,7 @@ def monarch_attention(
             (``monarch_attention_reference`` documents the derivation).
         extra_k, extra_v: ``[B, H, Ne, D]`` keys outside the grid (text tokens of a joint attention,
             reference or guide frames), attended exactly by every query and merged the same way.
+        extra_bias: added to the logit of every extra key (e.g. log s to weight context frames by s).
 
     Returns:
         ``[B, H, Nq, D]`` in q's dtype, computed in float32 (float64 for float64 inputs).
@@ -171,11 +173,12 @@ def monarch_attention(
     layout = monarch_layout(
         grid, q.shape[-2], k.shape[-2], tile_frames=tile_frames, h_split=h_split, w_split=w_split
     )
-    check_extra(q, extra_k, extra_v)
+    extra_bias = float(extra_bias)
+    check_extra(q, extra_k, extra_v, extra_bias)
     fast = _pick_backend(backend, q, k, v, layout, iterations, exact_local)
     if fast is not None:
         return fast.run(q, k, v, layout, iterations=iterations, scale=scale, exact_local=exact_local,
-                        extra_k=extra_k, extra_v=extra_v)  # fmt: skip
+                        extra_k=extra_k, extra_v=extra_v, extra_bias=extra_bias)  # fmt: skip
     return monarch_attention_reference(
         q,
         k,
@@ -189,4 +192,5 @@ def monarch_attention(
         exact_local=exact_local,
         extra_k=extra_k,
         extra_v=extra_v,
+        extra_bias=extra_bias,
     )

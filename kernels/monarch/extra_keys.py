@@ -9,6 +9,8 @@ log-sum-exp, the same merge as the exact local tiles (``reference.monarch_attent
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -16,9 +18,14 @@ MAX_LOGITS = 1 << 24
 """Logits per piece of :func:`extra_attention` (64 MiB in float32): bounds its memory."""
 
 
-def check_extra(q: Tensor, extra_k: Tensor | None, extra_v: Tensor | None) -> None:
-    """Raise a ValueError unless the extras are absent together or ``[B, H, Ne, D]`` like q."""
+def check_extra(q: Tensor, extra_k: Tensor | None, extra_v: Tensor | None, extra_bias: float = 0.0) -> None:
+    """Raise a ValueError unless the extras are absent together or ``[B, H, Ne, D]`` like q, and
+    ``extra_bias`` (added to their logits) is a finite number, non-zero only with extras."""
+    if not math.isfinite(extra_bias):
+        raise ValueError(f"Monarch attention: extra_bias must be finite, got {extra_bias!r}")
     if extra_k is None and extra_v is None:
+        if extra_bias:
+            raise ValueError("Monarch attention: extra_bias is added to the extra keys' logits; pass extra_k, extra_v")
         return
     if extra_k is None or extra_v is None:
         raise ValueError("Monarch attention: extra_k and extra_v come together (keys outside the grid and their values)")

@@ -399,6 +399,7 @@ def monarch_attention_reference(
     exact_local: int = EXACT_LOCAL_OFF,
     extra_k: Tensor | None = None,
     extra_v: Tensor | None = None,
+    extra_bias: float = 0.0,
     max_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS,
 ) -> Tensor:
     """Tiled Monarch attention in torch (float32, or float64 for float64 inputs).
@@ -409,7 +410,7 @@ def monarch_attention_reference(
     **Extra keys** (``extra_k``, ``extra_v`` ``[B, H, Ne, D]``: keys outside the grid) are attended
     exactly by every query, like local tiles: their dense output and log-mass join the same
     log-sum-exp merge (``extra_keys.py``). With them and ``exact_local`` -1 the local part is the
-    extra keys alone.
+    extra keys alone. ``extra_bias`` is added to every extra key's logit (their log-mass grows by it).
 
     **Exact local tiles** (``exact_local = r >= 0``): for a query tile in tile-frame group ``a``,
     the key tiles of groups ``a-r .. a+r`` are attended exactly; the others by Monarch.
@@ -474,7 +475,8 @@ def monarch_attention_reference(
             Q = Qt[gs, m0 : m0 + count]
             extra = None
             if extra_k is not None:  # Q is already scaled; [g, m, b1, b2, D] against [g, Ne, D]
-                extra = extra_attention(Q, Ke[gs], Ve[gs], 1.0)
+                extra_out, extra_lse = extra_attention(Q, Ke[gs], Ve[gs], 1.0)
+                extra = extra_out, extra_lse + extra_bias
             if exact_local < 0 and extra is None:
                 out[gs, m0 : m0 + count] = monarch_chunk(Q, Kt[gs], Vt[gs], iterations)
                 continue

@@ -307,6 +307,7 @@ class _Plan:
     poison_scratch: bool
     extra_k: Tensor | None = None
     extra_v: Tensor | None = None
+    extra_bias: float = 0.0
 
     @property
     def groups(self) -> int:
@@ -437,7 +438,8 @@ def _launch_extra(plan: _Plan, chunk: _Chunk) -> None:
         queries = to_tiles(plan.q.flatten(0, 1), lay)[:, chunk.first_tile : chunk.first_tile + chunk.tiles]
         keys, values = plan.extra_k.flatten(0, 1), plan.extra_v.flatten(0, 1)  # [g, Ne, D]
         out, lse = extra_attention(queries, keys, values, plan.qk_scale / LOG2E)
-    out, lse = out.transpose(2, 3), lse.transpose(2, 3) * LOG2E  # stage 2's [g, tiles, b2, b1] order, log2
+    # stage 2's [g, tiles, b2, b1] order, log2; the bias on the extra keys' logits adds to their log-mass
+    out, lse = out.transpose(2, 3), (lse.transpose(2, 3) + plan.extra_bias) * LOG2E
     if plan.has_local_tiles:
         merge_into(chunk.local_out, chunk.local_lse, out, lse, base2=True)
     else:
@@ -538,24 +540,28 @@ def monarch_forward_into(
     poison_scratch: bool = False,
     extra_k: Tensor | None = None,
     extra_v: Tensor | None = None,
+    extra_bias: float = 0.0,
 ) -> Tensor:
     """Write Monarch attention of q ``[B, H, Nq, D]`` against k, v into ``out`` (same shape as q).
 
     ``poison_scratch`` fills the intermediates with NaN first (tests: every value read was written).
-    ``extra_k``, ``extra_v``: keys outside the grid, attended exactly (``monarch_attention``).
+    ``extra_k``, ``extra_v``: keys outside the grid, attended exactly, ``extra_bias`` on their logits
+    (``monarch_attention``).
     """
     q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     slices = _head_slices(q, layout, iterations)
     if len(slices) == 1:  # the common case takes the tensors as they are (no views to build per call)
-        plan = _Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch, extra_k, extra_v)
+        plan = _Plan(q, k, v, out, layout, scale * LOG2E, int(exact_local), poison_scratch, extra_k, extra_v,
+                     extra_bias)
         _forward_heads(plan, iterations)
         return out
     for h in slices:
         # Head slices are views: the kernels take strides, so no copies.
         extra = (None, None) if extra_k is None else (extra_k[:, h], extra_v[:, h])
         plan = _Plan(
-            q[:, h], k[:, h], v[:, h], out[:, h], layout, scale * LOG2E, int(exact_local), poison_scratch, *extra
+            q[:, h], k[:, h], v[:, h], out[:, h], layout, scale * LOG2E, int(exact_local), poison_scratch, *extra,
+            extra_bias,
         )
         _forward_heads(plan, iterations)
     return out
@@ -600,7 +606,7 @@ MAX_RECIPES = 512
 
 def _recipe_key(plan: _Plan, iterations: int) -> tuple:
     q, k, v, out = plan.q, plan.k, plan.v, plan.out
-    extra = None if plan.extra_k is None else (plan.extra_k.shape, plan.extra_v.shape)
+    extra = None if plan.extra_k is None else (plan.extra_k.shape, plan.extra_v.shape, plan.extra_bias)
     return (q.shape, q.stride(), k.shape, k.stride(), v.stride(), out.stride(), q.dtype, q.device, plan.layout,
             plan.qk_scale, plan.exact_local, iterations, os.environ.get(SCRATCH_ENV), extra)  # fmt: skip
 
@@ -692,7 +698,8 @@ def _run_and_record(plan: _Plan, iterations: int) -> list[tuple[int, int, list[_
 OP_NAME = "rtv_monarch::forward"
 OP_SCHEMA = (
     "(Tensor q, Tensor k, Tensor v, int frames, int height, int width, int tile_frames, int h_split, "
-    "int w_split, int iterations, float scale, int exact_local, Tensor? extra_k=None, Tensor? extra_v=None) -> Tensor"
+    "int w_split, int iterations, float scale, int exact_local, Tensor? extra_k=None, Tensor? extra_v=None, "
+    "float extra_bias=0.0) -> Tensor"
 )
 
 
@@ -711,6 +718,7 @@ def _forward(
     exact_local: int,
     extra_k: Tensor | None = None,
     extra_v: Tensor | None = None,
+    extra_bias: float = 0.0,
 ) -> Tensor:
     layout = monarch_layout(
         (frames, height, width),
@@ -723,7 +731,7 @@ def _forward(
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     return monarch_forward_into(
         out, q, k, v, layout, iterations=iterations, scale=scale, exact_local=exact_local, extra_k=extra_k,
-        extra_v=extra_v,
+        extra_v=extra_v, extra_bias=extra_bias,
     )
 
 
@@ -757,6 +765,7 @@ def run(
     exact_local: int = EXACT_LOCAL_OFF,
     extra_k: Tensor | None = None,
     extra_v: Tensor | None = None,
+    extra_bias: float = 0.0,
 ) -> Tensor:
     """Backend entry used by ``monarch_attention``: the opaque op under torch.compile, else its
     implementation directly (the op's dispatch costs host time on every call, and eager callers
@@ -768,10 +777,11 @@ def run(
         b, h, n, d = q.shape
         out = torch.empty((b, n, h, d), dtype=q.dtype, device=q.device).transpose(1, 2)
         return monarch_forward_into(out, q, k, v, layout, iterations=int(iterations), scale=scale,
-                                    exact_local=int(exact_local), extra_k=extra_k, extra_v=extra_v)  # fmt: skip
+                                    exact_local=int(exact_local), extra_k=extra_k, extra_v=extra_v,
+                                    extra_bias=float(extra_bias))  # fmt: skip
     return monarch_forward_op(
         q, k, v, layout.frames, layout.height, layout.width, layout.tile_frames, layout.h_split,
-        layout.w_split, int(iterations), scale, int(exact_local), extra_k, extra_v,
+        layout.w_split, int(iterations), scale, int(exact_local), extra_k, extra_v, float(extra_bias),
     )  # fmt: skip
 
 

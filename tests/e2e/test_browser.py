@@ -52,6 +52,7 @@ TINY_MAPPING_JS = """
         w.value = '%(folder)s/' + w.value;
       if (sized && typeof w.value === 'number' && (w.name in sizes)) w.value = sizes[w.name];
       if (w.name === 'steps' && w.value > %(steps)d) w.value = %(steps)d;
+      if (w.name === 'low_noise_start_step') w.value = Math.min(w.value, %(steps)d / 2);  // inside the capped steps
     }
     if (n.type === 'CLIPTextEncode') {
       const t = LiteGraph.createNode('RTVTest_TextConditioning');

@@ -176,3 +176,41 @@ def test_an_ltx_video_checkpoint_streams_in_chunks_of_8a_plus_1_frames(server):
     assert webp_frame_count(result.files("6")[0]) == 41
     snapped = server.run({**g, "5": {**g["5"], "inputs": {**g["5"]["inputs"], "chunk_frames": 23}}})
     assert "chunk_frames 23 -> 25 (the VAE needs 8a+1)" in report_of(snapped)["plan"]
+
+
+HIGH_NOISE = "rtv_tiny/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
+LOW_NOISE = "rtv_tiny/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"
+
+
+def advanced(model, latent, add_noise, start, end, leftover, seed=11, steps=4):
+    return {"class_type": "KSamplerAdvanced", "inputs": {
+        "model": model, "add_noise": add_noise, "noise_seed": seed, "steps": steps, "cfg": 2.0, "sampler_name": "euler",
+        "scheduler": "simple", "positive": ["3", 0], "negative": ["4", 0], "latent_image": latent,
+        "start_at_step": start, "end_at_step": end, "return_with_leftover_noise": leftover}}
+
+
+def test_wan22_a14b_experts_stream_like_comfyuis_two_ksampleradvanced_template(server):
+    """One chunk with both experts equals core KSamplerAdvanced (high noise, steps 0-2, leftover noise) then
+    KSamplerAdvanced (low noise, no added noise, steps 2-4): the same latents, bit for bit."""
+    streamed = stream_graph(9, 9, 5, prefix="experts", steps=4)
+    streamed["1"]["inputs"]["unet_name"] = HIGH_NOISE
+    streamed["8"] = {"class_type": "UNETLoader", "inputs": {"unet_name": LOW_NOISE, "weight_dtype": "default"}}
+    streamed["5"]["inputs"].update({"model_low_noise": ["8", 0], "low_noise_start_step": 2})
+    core = {nid: streamed[nid] for nid in ("1", "3", "4", "8")}
+    core["9"] = {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": 64, "height": 48, "length": 9,
+                                                                      "batch_size": 1}}
+    core["10"] = advanced(["1", 0], ["9", 0], "enable", 0, 2, "enable")
+    core["11"] = advanced(["8", 0], ["10", 0], "disable", 2, 10000, "disable")
+    core["12"] = {"class_type": "SaveLatent", "inputs": {"samples": ["11", 0], "filename_prefix": "rtv_stream/core"}}
+
+    def saved_latent(result, node):
+        item = result.outputs[node]["latents"][0]
+        return load_file(str(server.output_dir / item["subfolder"] / item["filename"]))["latent_tensor"]
+
+    ours = saved_latent(server.run(streamed), "7")
+    theirs = saved_latent(server.run(core), "12")
+    assert ours.shape == theirs.shape == (1, 16, 3, 6, 8)
+    assert (ours == theirs).all()
+    streamed["5"]["inputs"]["low_noise_start_step"] = 4
+    message = server.run(streamed, expect_success=False).messages("execution_error")[0]["exception_message"]
+    assert "low_noise_start_step must be between 1 and steps - 1" in message

@@ -72,9 +72,10 @@ def peaked_random_qkv(grid, query_frames=None, *, heads=2, dim=8, seed=1):
     return q[:, :, tokens - query_tokens :].contiguous(), k, v
 
 
-def dense(q, k, v):
-    """Dense attention of the query chunk against all keys (no mask: see the module docstring)."""
-    return F.scaled_dot_product_attention(q, k, v)
+def dense(q, k, v, bias=None):
+    """Dense attention of the query chunk against all keys (no causal mask: see the module docstring);
+    ``bias`` [1, 1, 1, Nk]: added to every query's logits."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,9 +107,11 @@ def joint_softmax(x, dims):
     return (x - torch.logsumexp(x, dim=dims, keepdim=True)).exp()
 
 
-def literal_tiled_monarch(q, k, v, grid, tile_frames, h_split, w_split, T, exact_local=-1, extra_k=None, extra_v=None):
+def literal_tiled_monarch(q, k, v, grid, tile_frames, h_split, w_split, T, exact_local=-1, extra_k=None, extra_v=None,
+                          extra_bias=0.0):  # fmt: skip
     """One head: q [Nq, d] (already scaled), k, v [N, d]. The blog's einsums, verbatim; keys outside
-    the grid (``extra_k``, ``extra_v`` [Ne, d]) join every joint softmax with their exact logits."""
+    the grid (``extra_k``, ``extra_v`` [Ne, d]) join every joint softmax with their exact logits (plus
+    ``extra_bias``)."""
     frames = grid[0]
     query_frames = q.shape[0] // (grid[1] * grid[2])
     k_idx = tile_token_index(grid, tile_frames, h_split, w_split, frames)
@@ -129,7 +132,7 @@ def literal_tiled_monarch(q, k, v, grid, tile_frames, h_split, w_split, T, exact
 
     extra_logits = torch.full((M, b1, b2, 1), -math.inf, dtype=q.dtype)  # (m, l, j, e)
     if extra_k is not None:
-        extra_logits = torch.einsum("mljv,ev->mlje", Q, extra_k)
+        extra_logits = torch.einsum("mljv,ev->mlje", Q, extra_k) + extra_bias
         extra_v = torch.cat([extra_v, torch.zeros_like(extra_v[:1])])  # a zero value for the -inf column
         extra_logits = torch.cat([extra_logits, torch.full_like(extra_logits[..., :1], -math.inf)], dim=-1)
     else:
@@ -162,12 +165,13 @@ def literal_tiled_monarch(q, k, v, grid, tile_frames, h_split, w_split, T, exact
 
 
 def literal(q, k, v, grid, *, tile_frames=1, h_split=1, w_split=1, iterations=1, exact_local=-1, extra_k=None,
-            extra_v=None):  # fmt: skip
+            extra_v=None, extra_bias=0.0):  # fmt: skip
     scale = q.shape[-1] ** -0.5
     out = torch.empty_like(q)
     for b in range(q.shape[0]):
         for h in range(q.shape[1]):
-            extra = {} if extra_k is None else {"extra_k": extra_k[b, h], "extra_v": extra_v[b, h]}
+            extra = {} if extra_k is None else {"extra_k": extra_k[b, h], "extra_v": extra_v[b, h],
+                                                "extra_bias": extra_bias}
             out[b, h] = literal_tiled_monarch(
                 q[b, h] * scale, k[b, h], v[b, h], grid, tile_frames, h_split, w_split, iterations, exact_local, **extra
             )
@@ -430,26 +434,32 @@ def extra_keys(q, count=5, seed=11, strength=1.5):
 )  # fmt: skip
 @pytest.mark.parametrize("iterations", [1, 2])
 @pytest.mark.parametrize("chunk", [False, True], ids=["full", "chunk"])
-def test_extra_keys_match_literal_joint_softmax(grid, tiling, exact_local, iterations, chunk):
+@pytest.mark.parametrize("extra_bias", [0.0, math.log(0.3)], ids=["unbiased", "biased"])
+def test_extra_keys_match_literal_joint_softmax(grid, tiling, exact_local, iterations, chunk, extra_bias):
     query_frames = tiling.get("tile_frames", 1) if chunk else None
     q, k, v = structured_qkv(grid, query_frames, seed=9)
     extra_k, extra_v = extra_keys(q)
     settings = dict(iterations=iterations, exact_local=exact_local, **tiling)
-    out = monarch_attention(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, **settings)
-    expected = literal(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, **settings)
+    out = monarch_attention(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, extra_bias=extra_bias, **settings)
+    expected = literal(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, extra_bias=extra_bias, **settings)
     torch.testing.assert_close(out, expected, atol=EXACT_ATOL, rtol=0)
     assert rel_l2(out, monarch_attention(q, k, v, grid, **settings)) > 1e-2  # the extras carry mass
 
 
 @pytest.mark.parametrize("exact_local", [-1, 1])
 @pytest.mark.parametrize("query_frames", [None, 2], ids=["full", "chunk"])
-def test_extra_keys_with_exact_tiles_are_dense_attention_over_all_keys(exact_local, query_frames):
-    """One row per tile (Monarch exact) or every tile local: dense attention over grid and extra keys."""
+@pytest.mark.parametrize("extra_bias", [0.0, math.log(0.5)], ids=["unbiased", "biased"])
+def test_extra_keys_with_exact_tiles_are_dense_attention_over_all_keys(exact_local, query_frames, extra_bias):
+    """One row per tile (Monarch exact) or every tile local: dense attention over grid and extra keys, the
+    extra keys' logits raised by ``extra_bias`` (an additive mask on them)."""
     q, k, v = structured_qkv(GRID, query_frames)
     extra_k, extra_v = extra_keys(q, count=4)
-    expected = dense(q, torch.cat([k, extra_k], dim=2), torch.cat([v, extra_v], dim=2))
+    bias = torch.zeros(1, 1, 1, k.shape[2] + 4, dtype=q.dtype)
+    bias[..., k.shape[2] :] = extra_bias
+    expected = dense(q, torch.cat([k, extra_k], dim=2), torch.cat([v, extra_v], dim=2), bias)
     tiling = dict(h_split=GRID[1]) if exact_local < 0 else dict(h_split=2, exact_local=GRID[0])
-    out = monarch_attention(q, k, v, GRID, iterations=2, extra_k=extra_k, extra_v=extra_v, **tiling)
+    out = monarch_attention(q, k, v, GRID, iterations=2, extra_k=extra_k, extra_v=extra_v, extra_bias=extra_bias,
+                            **tiling)  # fmt: skip
     torch.testing.assert_close(out, expected, atol=EXACT_ATOL, rtol=0)
 
 
@@ -463,6 +473,15 @@ def test_extra_keys_in_small_pieces(monkeypatch):
     monkeypatch.setattr(extra_module, "MAX_LOGITS", 7)
     pieces = monarch_attention(q, k, v, GRID, exact_local=0, extra_k=extra_k, extra_v=extra_v)
     torch.testing.assert_close(pieces, whole, atol=EXACT_ATOL, rtol=0)
+
+
+def test_an_extra_bias_needs_extra_keys_and_a_finite_value():
+    q, k, v = structured_qkv(GRID)
+    with pytest.raises(ValueError, match="pass extra_k, extra_v"):
+        monarch_attention(q, k, v, GRID, extra_bias=-1.0)
+    extra_k, extra_v = extra_keys(q)
+    with pytest.raises(ValueError, match="extra_bias must be finite"):
+        monarch_attention(q, k, v, GRID, extra_k=extra_k, extra_v=extra_v, extra_bias=-math.inf)
 
 
 @pytest.mark.parametrize(

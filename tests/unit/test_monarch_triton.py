@@ -652,6 +652,21 @@ def test_extra_keys_match_reference(case, count):
     assert relative_l2(with_extra, without) > 5e-2  # the extras take a real share of the attention
 
 
+@pytest.mark.parametrize("case", ["plain", "local1", "chunk-it2", "gluon-52-local1", "fp32-local0"])
+@pytest.mark.parametrize("extra_bias", [math.log(0.25), 1.5], ids=["down", "up"])
+def test_a_bias_on_the_extra_keys_matches_reference(case, extra_bias):
+    """``extra_bias`` raises or lowers every extra key's logit (anchor frames weighted by s: log s), on the
+    cuDNN and the torch path of the extras alike."""
+    grid, query, settings, dtype, head_dim = EXTRA_CASES[case]
+    q, k, v = structured_qkv(grid, query, head_dim=head_dim, dtype=dtype, seed=34)
+    extra_k, extra_v = extra_keys_like(q, 64)
+    check(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, extra_bias=extra_bias, **settings)
+    unbiased = reference(q, k, v, grid, extra_k=extra_k.float(), extra_v=extra_v.float(), **settings)
+    biased = reference(q, k, v, grid, extra_k=extra_k.float(), extra_v=extra_v.float(), extra_bias=extra_bias,
+                       **settings)  # fmt: skip
+    assert relative_l2(biased, unbiased) > 2e-2  # the bias moves the output
+
+
 def test_extra_keys_through_the_public_entry_and_the_opaque_op():
     """``monarch_attention(..., extra_k=, extra_v=)`` on CUDA takes Triton, eager and under torch.compile."""
     grid = (6, 6, 10)
@@ -663,3 +678,10 @@ def test_extra_keys_through_the_public_entry_and_the_opaque_op():
         lambda q, k, v, ek, ev: monarch_attention(q, k, v, grid, exact_local=1, extra_k=ek, extra_v=ev), fullgraph=True
     )(q, k, v, extra_k, extra_v)
     assert relative_l2(eager, ref) < 1e-2 and relative_l2(compiled, ref) < 1e-2
+    biased_ref = reference(q, k, v, grid, exact_local=1, extra_k=extra_k.float(), extra_v=extra_v.float(),
+                           extra_bias=-0.7)  # fmt: skip
+    biased = torch.compile(
+        lambda q, k, v, ek, ev: monarch_attention(q, k, v, grid, exact_local=1, extra_k=ek, extra_v=ev,
+                                                  extra_bias=-0.7), fullgraph=True
+    )(q, k, v, extra_k, extra_v)  # fmt: skip
+    assert relative_l2(biased, biased_ref) < 1e-2
