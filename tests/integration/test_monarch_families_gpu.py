@@ -140,17 +140,18 @@ def test_one_row_per_tile_on_the_gpu_reproduces_the_unpatched_model_in_float32(f
     assert _rel_l2(plain, dense) > 10 * _rel_l2(exact, dense), name
 
 
-def test_anchored_wan_stream_on_the_gpu_matches_the_torch_reference():
+def test_anchored_wan_stream_on_the_gpu_matches_the_torch_reference(tmp_path):
     """Anchor memory's context frame as biased extra keys (``extra_bias``) through the Triton kernels: a
     three-chunk stream of the tiny Wan model, Triton against the torch reference, bf16."""
     import comfy.utils
-    from tiny_models import REPO, WAN21_VAE, tiny_name
+    from tiny_models import build_wan21_vae
 
     from rtv.sampling.chunk_plan import plan_chunks
     from rtv.sampling.streaming import StreamingSampler, StreamSettings
 
     model = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("t2v"), model_options={"dtype": torch.bfloat16})
-    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(REPO / ".host" / "models" / "vae" / tiny_name(WAN21_VAE))))
+    build_wan21_vae(tmp_path / "vae.safetensors")  # built here: the GPU machine has no models folder
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(tmp_path / "vae.safetensors")))
     settings = StreamSettings(width=64, height=48, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple",
                               anchor_strength=0.4)  # fmt: skip
     latents = {}

@@ -659,12 +659,13 @@ def test_a_bias_on_the_extra_keys_matches_reference(case, extra_bias):
     cuDNN and the torch path of the extras alike."""
     grid, query, settings, dtype, head_dim = EXTRA_CASES[case]
     q, k, v = structured_qkv(grid, query, head_dim=head_dim, dtype=dtype, seed=34)
-    extra_k, extra_v = extra_keys_like(q, 64)
+    extra_k, extra_v = extra_keys_like(q, 256)
     check(q, k, v, grid, extra_k=extra_k, extra_v=extra_v, extra_bias=extra_bias, **settings)
     unbiased = reference(q, k, v, grid, extra_k=extra_k.float(), extra_v=extra_v.float(), **settings)
     biased = reference(q, k, v, grid, extra_k=extra_k.float(), extra_v=extra_v.float(), extra_bias=extra_bias,
                        **settings)  # fmt: skip
-    assert relative_l2(biased, unbiased) > 2e-2  # the bias moves the output
+    # the bias moves the output by over 5x the tolerance (0.065-0.25 on the CPU): a kernel ignoring it fails check
+    assert relative_l2(biased, unbiased) > 5e-2
 
 
 def test_extra_keys_through_the_public_entry_and_the_opaque_op():
