@@ -32,6 +32,7 @@ load_pack("rtv")
 from attention import timed, versions  # noqa: E402
 
 from rtv.kernels.monarch import monarch_attention  # noqa: E402
+from rtv.kernels.monarch.extra_keys import attention_with_biased_extras  # noqa: E402
 
 HEAD_DIM = 128
 DTYPE = torch.bfloat16
@@ -43,6 +44,7 @@ class FamilyShape:
     heads: int
     grid: tuple[int, int, int]
     text_tokens: int  # joint attention's extra tokens after the video (0: plain self-attention)
+    extra_bias: float = 0.0  # on the extra tokens' logits (anchor memory's context frame: log strength)
 
     @property
     def video_tokens(self) -> int:
@@ -64,20 +66,38 @@ SHAPES = {
     "wan22_5b_704p": FamilyShape("Wan 2.2 TI2V 5B 704p 121 frames", 24, (31, 22, 40), 0),
     # HunyuanVideo 1.5 (16 heads) at 1280 x 720, 121 frames: latent 31 x 45 x 80 (16x VAE), patch 1; 256 text
     "hunyuan15_720p": FamilyShape("HunyuanVideo 1.5 720p 121 frames (joint, 256 text)", 16, (31, 45, 80), 256),
+    # Wan 1.3B 480p with anchor memory's context frame (one more latent frame, 1560 tokens) at strength 0.4:
+    # the node attends it exactly with bias log 0.4; stock ComfyUI runs masked SDPA over all 22 frames
+    "wan_480p_anchor": FamilyShape("Wan 1.3B 480p 81 frames + anchor frame (strength 0.4)", 12, (21, 30, 52), 1560,
+                                   math.log(0.4)),
 }
 
 SETTINGS = {"monarch_default": {}, "monarch_node_default": {"exact_local": 1}}
+
+
+def extra_bias_mask(shape: FamilyShape, like: torch.Tensor) -> torch.Tensor | None:
+    """The additive mask stock attention gets for a biased extra part (None without a bias)."""
+    if not shape.extra_bias:
+        return None
+    mask = torch.zeros(1, 1, 1, shape.tokens, device=like.device, dtype=like.dtype)
+    mask[..., shape.video_tokens :] = shape.extra_bias
+    return mask
 
 
 def joint_monarch(q, k, v, shape: FamilyShape, settings: dict) -> torch.Tensor:
     """What the node computes for one joint call: video queries by Monarch with the text keys exact,
     text queries densely over every key."""
     n = shape.video_tokens
-    extra = {} if not shape.text_tokens else {"extra_k": k[:, :, n:], "extra_v": v[:, :, n:]}
+    extra = {} if not shape.text_tokens else {"extra_k": k[:, :, n:], "extra_v": v[:, :, n:],
+                                              "extra_bias": shape.extra_bias}  # fmt: skip
     video = monarch_attention(q[:, :, :n], k[:, :, :n], v[:, :, :n], shape.grid, backend="triton", **extra, **settings)
     if not shape.text_tokens:
         return video
-    text = F.scaled_dot_product_attention(q[:, :, n:], k, v)
+    if shape.extra_bias:  # the node's path for biased extras' own queries (no mask: two cuDNN parts merged)
+        text = attention_with_biased_extras(q[:, :, n:], (k[:, :, :n], v[:, :, :n]), (k[:, :, n:], v[:, :, n:]),
+                                            shape.extra_bias)  # fmt: skip
+    else:
+        text = F.scaled_dot_product_attention(q[:, :, n:], k, v)
     return torch.cat([video, text], dim=2)
 
 
@@ -93,8 +113,12 @@ def bench_shape(key: str, shape: FamilyShape) -> dict:
             return F.scaled_dot_product_attention(q, k, v)
 
     methods = {"cudnn_sdpa": cudnn}
+    if shape.extra_bias:  # what stock ComfyUI runs for the anchored call: SDPA with the bias mask
+        mask = extra_bias_mask(shape, q)
+        methods["sdpa_with_bias_mask"] = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     methods.update({name: (lambda s=s: joint_monarch(q, k, v, shape, s)) for name, s in SETTINGS.items()})
     record = {"shape": shape.name, "heads": shape.heads, "grid": list(shape.grid), "text_tokens": shape.text_tokens,
+              "extra_bias": shape.extra_bias,
               "tokens": shape.tokens, "settings": SETTINGS, "methods": {}}  # fmt: skip
     for name, fn in methods.items():
         start = time.perf_counter()

@@ -31,6 +31,7 @@ import comfy.patcher_extension as patcher_extension
 import torch
 
 from ..kernels.monarch import autotune_cache, monarch_attention
+from ..kernels.monarch.extra_keys import attention_with_biased_extras
 from .cuda_graphs import EAGER, set_call_variant
 from .video_families import SUPPORTED, video_family
 from .wan import SUFFIX_REST, TokenGrid
@@ -355,8 +356,13 @@ class MonarchPatch:
         if lo == 0 and hi == q.shape[2]:
             return video
         extra_queries = torch.cat([q[:, :, :lo], q[:, :, hi:]], dim=2)
-        dense_kwargs = {**dense_kwargs, "skip_reshape": True, "skip_output_reshape": True}
-        others = self._dense(func, extra_queries, k, v, heads, **dense_kwargs)
+        if joint.extra_bias and joint.kept_extras is None:
+            # anchor memory's context-frame queries: cuDNN takes no additive mask, masked SDPA is ~10x slower
+            others = attention_with_biased_extras(extra_queries, (k[:, :, lo:hi], v[:, :, lo:hi]), (extra_k, extra_v),
+                                                  joint.extra_bias)  # fmt: skip
+        else:
+            dense_kwargs = {**dense_kwargs, "skip_reshape": True, "skip_output_reshape": True}
+            others = self._dense(func, extra_queries, k, v, heads, **dense_kwargs)
         return torch.cat([others[:, :, :lo].to(video.dtype), video, others[:, :, lo:].to(video.dtype)], dim=2)
 
     def _monarch(self, q, k, v, grid: TokenGrid, extra_k=None, extra_v=None, extra_bias: float = 0.0):

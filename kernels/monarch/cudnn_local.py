@@ -23,15 +23,23 @@ from .reference import MonarchLayout, local_key_tile_range
 LOG2E = 1.4426950408889634
 
 
-def serves(q: Tensor, layout: MonarchLayout) -> bool:
-    """Whole-frame tiles, 16-bit inputs, and torch's cuDNN attention op present."""
+def _cudnn_inputs(q: Tensor) -> bool:
+    """16-bit inputs with head width up to 128, and torch's cuDNN attention op present."""
     return (
-        layout.h_split == 1
-        and layout.w_split == 1
-        and q.dtype in (torch.float16, torch.bfloat16)
+        q.dtype in (torch.float16, torch.bfloat16)
         and q.shape[-1] <= 128
         and hasattr(torch.ops.aten, "_scaled_dot_product_cudnn_attention")
     )
+
+
+def serves_attention(q: Tensor) -> bool:
+    """:func:`cudnn_attention` serves queries like q: 16-bit CUDA tensors, head width up to 128."""
+    return q.is_cuda and _cudnn_inputs(q)
+
+
+def serves(q: Tensor, layout: MonarchLayout) -> bool:
+    """Whole-frame tiles, 16-bit inputs, and torch's cuDNN attention op present."""
+    return layout.h_split == 1 and layout.w_split == 1 and _cudnn_inputs(q)
 
 
 def local_tiles_into(

@@ -75,3 +75,30 @@ def merge_into(out: Tensor, lse: Tensor, other_out: Tensor, other_lse: Tensor, *
     total = add(lse, other_lse)
     out.mul_(exp(lse - total).unsqueeze(-1)).add_(other_out * exp(other_lse - total).unsqueeze(-1))
     lse.copy_(total)
+
+
+def attention_with_biased_extras(q: Tensor, grid_kv: tuple, extra_kv: tuple, bias: float) -> Tensor:
+    """Exact attention of q ``[B, H, M, D]`` over grid keys and extra keys ``(k, v)`` (each ``[B, H, N, D]``)
+    with ``bias`` on the extras' logits: the two parts merged by log-sum-exp.
+
+    What an additive mask of ``bias`` on the extra keys computes, without the mask: cuDNN takes none, and
+    masked SDPA is several times slower. 16-bit CUDA inputs go through cuDNN, others through
+    :func:`extra_attention` (float32). Returns q's dtype."""
+    from . import cudnn_local
+
+    scale = q.shape[-1] ** -0.5
+    parts = []
+    for keys, values in (grid_kv, extra_kv):
+        if cudnn_local.serves_attention(q) and not torch.cuda.is_current_stream_capturing():
+            try:
+                out, lse = cudnn_local.cudnn_attention(q, keys.contiguous(), values.contiguous(), scale)
+                parts.append((out.float(), lse.float()))
+                continue
+            except RuntimeError:  # a shape cuDNN declines: the exact torch path below
+                pass
+        b, h, m, d = q.shape
+        out, lse = extra_attention(q.reshape(b * h, m, d), keys.flatten(0, 1), values.flatten(0, 1), scale)
+        parts.append((out.reshape(b, h, m, -1), lse.reshape(b, h, m)))
+    (out, lse), (extra_out, extra_lse) = parts
+    merge_into(out, lse, extra_out, extra_lse + bias)
+    return out.to(q.dtype)

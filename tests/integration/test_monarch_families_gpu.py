@@ -154,10 +154,16 @@ def test_anchored_wan_stream_on_the_gpu_matches_the_torch_reference(tmp_path):
     vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(tmp_path / "vae.safetensors")))
     settings = StreamSettings(width=64, height=48, steps=2, cfg=2.0, sampler_name="euler", scheduler="simple",
                               anchor_strength=0.4)  # fmt: skip
+    def stream(patched):
+        return StreamingSampler(patched, _wan_text(0), _wan_text(1), vae, plan_chunks(17, 9, 5, seed=3),
+                                settings).run().latents  # fmt: skip
+
     latents = {}
     for backend in ("triton", "torch"):
         patched = apply_monarch_attention(model, MonarchSettings(backend=backend))
-        latents[backend] = StreamingSampler(patched, _wan_text(0), _wan_text(1), vae, plan_chunks(17, 9, 5, seed=3),
-                                            settings).run().latents  # fmt: skip
+        latents[backend] = stream(patched)
         assert _stats(patched).replaced > 0 and _stats(patched).dense == 0, backend
     assert _rel_l2(latents["triton"], latents["torch"]) < REL_L2_BF16
+    # exact tiles: the unpatched model's masked attention, here as Triton plus the context queries' cuDNN parts
+    exact = stream(apply_monarch_attention(model, MonarchSettings(backend="triton", h_split=3)))
+    assert _rel_l2(exact, stream(model)) < REL_L2_BF16

@@ -484,6 +484,21 @@ def test_an_extra_bias_needs_extra_keys_and_a_finite_value():
         monarch_attention(q, k, v, GRID, extra_k=extra_k, extra_v=extra_v, extra_bias=-math.inf)
 
 
+def test_attention_with_biased_extras_is_masked_dense_attention():
+    """The exact attention anchor memory's own queries get: grid keys plus extra keys with a bias on their
+    logits, two parts merged, equal to one softmax with an additive mask."""
+    from rtv.kernels.monarch.extra_keys import attention_with_biased_extras
+
+    q, k, v = structured_qkv(GRID)
+    extra_k, extra_v = extra_keys(q, count=5)
+    queries = q[:, :, :7]
+    bias = torch.zeros(1, 1, 1, k.shape[2] + 5, dtype=q.dtype)
+    bias[..., k.shape[2] :] = math.log(0.3)
+    expected = dense(queries, torch.cat([k, extra_k], dim=2), torch.cat([v, extra_v], dim=2), bias)
+    out = attention_with_biased_extras(queries, (k, v), (extra_k, extra_v), math.log(0.3))
+    torch.testing.assert_close(out, expected, atol=EXACT_ATOL, rtol=0)
+
+
 @pytest.mark.parametrize(
     "extra,words",
     [((True, False), "come together"), ((torch.zeros(1, 2, 3, 5), None), "head_dim"),

@@ -668,6 +668,24 @@ def test_a_bias_on_the_extra_keys_matches_reference(case, extra_bias):
     assert relative_l2(biased, unbiased) > 5e-2
 
 
+def test_attention_with_biased_extras_through_cudnn_matches_masked_sdpa():
+    """Anchor memory's context-frame queries on the GPU: two cuDNN calls merged, against one masked SDPA."""
+    import torch.nn.functional as F
+
+    from rtv.kernels.monarch.extra_keys import attention_with_biased_extras
+
+    grid = (6, 6, 10)
+    q, k, v = structured_qkv(grid, head_dim=128, seed=35)
+    extra_k, extra_v = extra_keys_like(q, 60)
+    queries = q[:, :, :60]
+    mask = torch.zeros(1, 1, 1, k.shape[2] + 60, device="cuda", dtype=torch.float32)
+    mask[..., k.shape[2] :] = math.log(0.4)
+    expected = F.scaled_dot_product_attention(queries.float(), torch.cat([k, extra_k], 2).float(),
+                                              torch.cat([v, extra_v], 2).float(), attn_mask=mask)  # fmt: skip
+    out = attention_with_biased_extras(queries, (k, v), (extra_k, extra_v), math.log(0.4))
+    assert out.dtype == q.dtype and relative_l2(out, expected) < 1e-2
+
+
 def test_extra_keys_through_the_public_entry_and_the_opaque_op():
     """``monarch_attention(..., extra_k=, extra_v=)`` on CUDA takes Triton, eager and under torch.compile."""
     grid = (6, 6, 10)
