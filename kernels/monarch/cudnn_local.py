@@ -108,4 +108,4 @@ def cudnn_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> tuple[Tens
     result = torch.ops.aten._scaled_dot_product_cudnn_attention(
         q, k, v, None, True, 0.0, False, False, scale=scale
     )
-    return result[0], result[1]
+    return result[0], result[1].reshape(q.shape[:-1])  # torch 2.11 gives the lse a trailing axis of 1

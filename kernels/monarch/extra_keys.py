@@ -87,6 +87,7 @@ def attention_with_biased_extras(q: Tensor, grid_kv: tuple, extra_kv: tuple, bia
     from . import cudnn_local
 
     scale = q.shape[-1] ** -0.5
+    b, h, m, d = q.shape
     parts = []
     for keys, values in (grid_kv, extra_kv):
         if cudnn_local.serves_attention(q) and not torch.cuda.is_current_stream_capturing():
@@ -96,7 +97,6 @@ def attention_with_biased_extras(q: Tensor, grid_kv: tuple, extra_kv: tuple, bia
                 continue
             except RuntimeError:  # a shape cuDNN declines: the exact torch path below
                 pass
-        b, h, m, d = q.shape
         out, lse = extra_attention(q.reshape(b * h, m, d), keys.flatten(0, 1), values.flatten(0, 1), scale)
         parts.append((out.reshape(b, h, m, -1), lse.reshape(b, h, m)))
     (out, lse), (extra_out, extra_lse) = parts
