@@ -2,8 +2,9 @@
 
 The streaming sampler puts chunk 0's first latent in front of later chunks as context. A strength s
 in (0, 1) multiplies the (unnormalised) attention weight of every anchor key by s, i.e. adds log(s)
-to those logits (an additive attention mask); s = 1 leaves attention untouched, so nothing is
-recomputed and a Monarch patch below keeps serving the call.
+to those logits (an additive attention mask); s = 1 leaves attention untouched. A Monarch patch below
+reads the mask: the anchor frames leave its grid and are attended exactly with log(s) on their logits
+(``patches/attention.py``, ``extra_bias``), so anchored calls keep Monarch's speed.
 """
 
 from __future__ import annotations

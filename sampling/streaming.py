@@ -18,7 +18,8 @@ decoder (bit-identical to one decode of the stitched latent), with other VAEs (H
 from the overlap (``chunk_decode.py``); then moved to the CPU and saved to the output folder, so device memory
 stays flat and an interrupt loses no finished chunk. HunyuanVideo and LTX-Video models stream like Wan T2V
 ones (pinned overlap latents; LTX-Video's latents hold 8 frames: ``LatentLayout``); anchor memory and I2V
-start frames are Wan's.
+start frames are Wan's. Wan 2.2 A14B's two experts split each chunk's steps (``model_low_noise``), as two
+KSamplerAdvanced nodes split one clip's.
 """
 
 from __future__ import annotations
