@@ -170,6 +170,7 @@ class StreamingSamplerNode(io.ComfyNode):
             "seconds": [r.seconds for r in result.reports], "peak_working_bytes": result.peak_working_bytes,
             "working_bytes": [r.working_bytes for r in result.reports], "peak_device_bytes": result.peak_device_bytes,
             "saved_chunks": hooks.saved,
+            "low_noise_expert_from_step": low_noise_start_step if model_low_noise is not None else None,
         }
         comfy.model_management.soft_empty_cache()
         return io.NodeOutput(result.images, {"samples": result.latents}, ui=ui.PreviewText(json.dumps(report)))

@@ -207,7 +207,9 @@ def test_wan22_a14b_experts_stream_like_comfyuis_two_ksampleradvanced_template(s
         item = result.outputs[node]["latents"][0]
         return load_file(str(server.output_dir / item["subfolder"] / item["filename"]))["latent_tensor"]
 
-    ours = saved_latent(server.run(streamed), "7")
+    result = server.run(streamed)
+    assert report_of(result)["low_noise_expert_from_step"] == 2
+    ours = saved_latent(result, "7")
     theirs = saved_latent(server.run(core), "12")
     assert ours.shape == theirs.shape == (1, 16, 3, 6, 8)
     assert (ours == theirs).all()
