@@ -29,6 +29,20 @@ HUNYUAN_NOTE = (
 )
 
 
+def to_long_video(prompt: dict, replaced: tuple, save: str, stream: str, sampler_inputs: dict, name: str) -> dict:
+    """Turn a one-clip workflow into a long one: drop the nodes the streaming sampler replaces (latent, sampler,
+    decode), add RTV_StreamingSampler as node ``stream`` (pinned overlaps, no anchor; finished chunks saved as
+    RealtimeVideo/<name>_stream) and point the save node ``save`` at it (RealtimeVideo/<name>_long)."""
+    for node in replaced:
+        del prompt[node]
+    prompt[stream] = {"class_type": "RTV_StreamingSampler", "inputs": {
+        "overlap_mode": "pinned_latents", "anchor_strength": 0.0, "drift_correction": 0.0, **sampler_inputs,
+        "chunk_save_prefix": f"RealtimeVideo/{name}_stream"}}
+    prompt[save]["inputs"]["images"] = [stream, 0]
+    prompt[save]["inputs"]["filename_prefix"] = f"RealtimeVideo/{name}_long"
+    return prompt
+
+
 def hunyuan_t2v_monarch() -> tuple[dict, list[str]]:
     """HunyuanVideo T2V with Monarch attention patched in; guidance distilled (cfg 1, FluxGuidance 6)."""
     prompt = {
@@ -59,16 +73,10 @@ def hunyuan_t2v_monarch() -> tuple[dict, list[str]]:
 
 def hunyuan_long_streaming() -> tuple[dict, list[str]]:
     """HunyuanVideo, 185 frames in chunks of 65 overlapping by 9, Monarch attention patched in."""
-    prompt, _ = hunyuan_t2v_monarch()
-    for node in ("8", "9", "11"):  # the latent, KSampler and tiled decode: the streaming sampler does all three
-        del prompt[node]
-    prompt["13"] = {"class_type": "RTV_StreamingSampler", "inputs": {
+    prompt = to_long_video(hunyuan_t2v_monarch()[0], ("8", "9", "11"), "12", "13", {
         "model": ["3", 0], "positive": ["6", 0], "negative": ["7", 0], "vae": ["10", 0], "width": 848, "height": 480,
         "total_frames": 185, "chunk_frames": 65, "overlap_frames": 9, "seed": 7, "steps": 20, "cfg": 1.0,
-        "sampler_name": "euler", "scheduler": "simple", "overlap_mode": "pinned_latents", "anchor_strength": 0.0,
-        "drift_correction": 0.0, "chunk_save_prefix": "RealtimeVideo/hunyuan_stream"}}
-    prompt["12"]["inputs"]["images"] = ["13", 0]
-    prompt["12"]["inputs"]["filename_prefix"] = "RealtimeVideo/hunyuan_long"
+        "sampler_name": "euler", "scheduler": "simple"}, "hunyuan")
     note = (HUNYUAN_NOTE + "\n\nStreaming Sampler (RTV): chunks of 65 frames overlapping by 9 (their latents are "
             "held fixed); each chunk is decoded as it finishes and saved under output/RealtimeVideo/.")
     return prompt, [note]
@@ -112,17 +120,12 @@ def ltxv_t2v_monarch() -> tuple[dict, list[str]]:
 
 def ltxv_long_streaming() -> tuple[dict, list[str]]:
     """LTX-Video 2B, 257 frames in chunks of 97 overlapping by 17 (8a+1 / 8m+1), Monarch attention patched in."""
-    prompt, _ = ltxv_t2v_monarch()
-    for node in ("7", "8", "9", "10", "11"):  # latent, scheduler, sampler and decode: the streaming sampler's job
-        del prompt[node]
-    prompt["13"] = {"class_type": "ModelSamplingLTXV", "inputs": {"model": ["2", 0], "max_shift": 2.05, "base_shift": 0.95}}
-    prompt["14"] = {"class_type": "RTV_StreamingSampler", "inputs": {
+    # latent, scheduler, sampler and decode are the streaming sampler's job
+    prompt = to_long_video(ltxv_t2v_monarch()[0], ("7", "8", "9", "10", "11"), "12", "14", {
         "model": ["13", 0], "positive": ["6", 0], "negative": ["6", 1], "vae": ["1", 2], "width": 768, "height": 512,
         "total_frames": 257, "chunk_frames": 97, "overlap_frames": 17, "seed": 7, "steps": 30, "cfg": 3.0,
-        "sampler_name": "euler", "scheduler": "simple", "overlap_mode": "pinned_latents", "anchor_strength": 0.0,
-        "drift_correction": 0.0, "chunk_save_prefix": "RealtimeVideo/ltxv_stream"}}
-    prompt["12"]["inputs"]["images"] = ["14", 0]
-    prompt["12"]["inputs"]["filename_prefix"] = "RealtimeVideo/ltxv_long"
+        "sampler_name": "euler", "scheduler": "simple"}, "ltxv")
+    prompt["13"] = {"class_type": "ModelSamplingLTXV", "inputs": {"model": ["2", 0], "max_shift": 2.05, "base_shift": 0.95}}
     note = (LTXV_NOTE + "\n\nStreaming Sampler (RTV): chunks of 97 frames overlapping by 17 (LTX-Video's VAE holds 8 "
             "frames per latent, so lengths are 8a+1); ModelSamplingLTXV sets the schedule's shift as LTX-Video's "
             "own scheduler would.")
@@ -169,16 +172,10 @@ def hunyuan15_t2v_monarch() -> tuple[dict, list[str]]:
 
 def hunyuan15_long_streaming() -> tuple[dict, list[str]]:
     """HunyuanVideo 1.5, 361 frames in chunks of 121 overlapping by 17, Monarch attention patched in."""
-    prompt, _ = hunyuan15_t2v_monarch()
-    for node in ("7", "8", "10"):  # latent, KSampler and decode: the streaming sampler does all three
-        del prompt[node]
-    prompt["12"] = {"class_type": "RTV_StreamingSampler", "inputs": {
+    prompt = to_long_video(hunyuan15_t2v_monarch()[0], ("7", "8", "10"), "11", "12", {
         "model": ["3", 0], "positive": ["5", 0], "negative": ["6", 0], "vae": ["9", 0], "width": 1280, "height": 720,
         "total_frames": 361, "chunk_frames": 121, "overlap_frames": 17, "seed": 7, "steps": 20, "cfg": 6.0,
-        "sampler_name": "euler", "scheduler": "simple", "overlap_mode": "pinned_latents", "anchor_strength": 0.0,
-        "drift_correction": 0.0, "chunk_save_prefix": "RealtimeVideo/hunyuan15_stream"}}
-    prompt["11"]["inputs"]["images"] = ["12", 0]
-    prompt["11"]["inputs"]["filename_prefix"] = "RealtimeVideo/hunyuan15_long"
+        "sampler_name": "euler", "scheduler": "simple"}, "hunyuan15")
     note = (HUNYUAN15_NOTE + "\n\nStreaming Sampler (RTV): chunks of 121 frames overlapping by 17 (their latents "
             "are held fixed); each chunk is decoded as it finishes and saved under output/RealtimeVideo/.")
     return prompt, [note]
@@ -223,16 +220,10 @@ def wan22_ti2v_5b_monarch() -> tuple[dict, list[str]]:
 
 def wan22_ti2v_5b_long_streaming() -> tuple[dict, list[str]]:
     """Wan 2.2 TI2V 5B, 361 frames (15 s at 24 fps) in chunks of 121 overlapping by 17, from a start image."""
-    prompt, _ = wan22_ti2v_5b_monarch()
-    for node in ("9", "10", "11"):  # latent, KSampler and decode: the streaming sampler does all three
-        del prompt[node]
-    prompt["13"] = {"class_type": "RTV_StreamingSampler", "inputs": {
+    prompt = to_long_video(wan22_ti2v_5b_monarch()[0], ("9", "10", "11"), "12", "13", {
         "model": ["3", 0], "positive": ["5", 0], "negative": ["6", 0], "vae": ["7", 0], "width": 1280, "height": 704,
         "total_frames": 361, "chunk_frames": 121, "overlap_frames": 17, "seed": 7, "steps": 20, "cfg": 5.0,
-        "sampler_name": "uni_pc", "scheduler": "simple", "overlap_mode": "pinned_latents", "anchor_strength": 0.0,
-        "drift_correction": 0.0, "start_image": ["8", 0], "chunk_save_prefix": "RealtimeVideo/wan22_5b_stream"}}
-    prompt["12"]["inputs"]["images"] = ["13", 0]
-    prompt["12"]["inputs"]["filename_prefix"] = "RealtimeVideo/wan22_5b_long"
+        "sampler_name": "uni_pc", "scheduler": "simple", "start_image": ["8", 0]}, "wan22_5b")
     note = (WAN22_5B_NOTE + "\n\nStreaming Sampler (RTV): chunks of 121 frames (the 5B model's trained length) "
             "overlapping by 17; the start image is chunk 0's first frame, later chunks continue from the overlap. "
             "Each chunk is decoded as it finishes and saved under output/RealtimeVideo/.")
