@@ -1,11 +1,12 @@
 """Build tiny random-weight models that ComfyUI's own loaders detect, and map workflows onto them.
 
-Real architectures (ComfyUI's ``WanModel`` and ``WanVAE``; ``LTXVModel`` and ``HunyuanVideo`` for
-in-process tests) at toy sizes with deterministic random weights: they exercise the real loaders,
-samplers and our patches in seconds on a CPU. Wan files are named like the real checkpoints inside a
-``rtv_tiny/`` subfolder, so a shipped workflow runs on them after one name substitution
-(``for_tiny_host``). Speed does not depend on weight values; quality
-claims never rest on these models.
+Real architectures (ComfyUI's ``WanModel``, ``WanVAE``, ``LTXVModel``, ``HunyuanVideo`` 1.0 and 1.5) at toy
+sizes with deterministic random weights: they exercise the real loaders, samplers and our patches in seconds
+on a CPU. The VAEs ComfyUI only builds at a fixed width (Wan 2.2's, HunyuanVideo 1.5's) are written at their
+real size, and graphs that load them run small and short (``FULL_SIZE_VAE_TINY_SIZES``). Files are named like
+the real checkpoints inside a ``rtv_tiny/`` subfolder, so a shipped workflow runs on them after one name
+substitution (``for_tiny_host``). Speed does not depend on weight values; quality claims never rest on these
+models.
 
 Run with the host's python:  .host/venv/bin/python tools/tiny_models.py [--models-dir DIR]
 """
